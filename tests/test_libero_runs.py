@@ -1,0 +1,91 @@
+"""Real LIBERO episodes through the whole runner: rendering, records, failures, crashes and resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+
+from harness.runner import EvalRequest, evaluate
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(policy, tmp_path, **kw):
+    kw = {"suite": "libero_spatial", "tasks": (0,), "episodes": 1, "workers": 1, **kw}
+    return evaluate(EvalRequest(policy=policy, results_root=tmp_path, **kw), progress=False)
+
+
+def test_real_episode_renders_only_when_asked_and_records_video(tmp_path):
+    result = run("tests.fixture_policies:CameraProbe", tmp_path, video=1)
+    (ep,) = result.episodes.to_dict("records")
+    assert ep["error"] == "" and not ep["success"]
+    assert ep["steps"] == 220  # libero_spatial step limit
+    assert ep["policy_calls"] == 11  # chunks of 20 actions
+    video_frames = 221  # the reset frame plus one per step
+    assert ep["renders"] == 2 * ep["policy_calls"] + video_frames
+    for call in json.loads(ep["calls"]):
+        for camera in ("agentview", "wrist"):
+            shape, mean, std = call[camera]
+            assert shape == [96, 96, 3]
+            assert std > 10 and 20 < mean < 235, "frame looks blank"
+    frames = imageio.mimread(ep["video"], memtest=False)
+    assert len(frames) == video_frames and frames[0].shape == (256, 256, 3)
+    manifest = json.loads((result.run_dirs[0] / "manifest.json").read_text())
+    assert manifest["protocol"]["settle_steps"] == 10 and manifest["protocol"]["max_steps"] == 220
+    assert manifest["simulator"]["mujoco"] == "3.3.6"
+
+
+def test_failing_policy_fails_only_its_episode(tmp_path):
+    result = run("tests.fixture_policies:MisbehavesInTurn", tmp_path, episodes=4)
+    eps = result.episodes.sort_values("init_index").to_dict("records")
+    assert [e["init_index"] for e in eps] == [0, 1, 2, 3]
+    assert eps[0]["error"].startswith("ValueError: policy exploded on purpose")
+    assert eps[1]["error"].startswith("PolicyError: actions contain NaN or inf")
+    assert eps[2]["error"].startswith("PolicyError: actions must have shape (k>=1, 7), got (1, 6)")
+    assert eps[3]["error"] == "" and eps[3]["steps"] == 220
+    assert eps[3]["renders"] == 0  # no cameras declared, no video: physics only
+
+
+def test_worker_crash_is_retried_once(tmp_path):
+    marker = tmp_path / "crashed-once"
+    os.environ["CRASH_ONCE_MARKER"] = str(marker)
+    try:
+        (ep,) = run("tests.fixture_policies:Segfaults", tmp_path / "once").episodes.to_dict("records")
+    finally:
+        del os.environ["CRASH_ONCE_MARKER"]
+    assert marker.exists() and ep["error"] == "" and ep["steps"] == 220
+
+
+def test_worker_crashing_twice_is_recorded(tmp_path):
+    (ep,) = run("tests.fixture_policies:Segfaults", tmp_path).episodes.to_dict("records")
+    assert ep["error"] == "worker died (exit code -11) 2 times" and not ep["success"]
+
+
+def test_resume_after_kill_9(tmp_path):
+    cmd = [sys.executable, "-m", "harness.cli", "eval", "--policy", "noop", "--suite", "libero_spatial",
+           "--tasks", "0", "--episodes", "3", "--workers", "1", "--results", str(tmp_path), "--no-progress"]
+    episodes = tmp_path / "noop" / "libero_spatial" / "episodes"
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(episodes.glob("*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in episodes.glob("*.parquet")}
+    assert 1 <= len(first) < 3, "the run should have been killed mid-way"
+    assert not list(episodes.glob(".*")), "no temporary files left behind"
+
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming: {len(first)} episode(s) already on disk, {3 - len(first)} to run" in again.stdout
+    files = {p.name: p.stat().st_mtime_ns for p in episodes.glob("*.parquet")}
+    assert len(files) == 3
+    assert all(files[name] == mtime for name, mtime in first.items()), "finished episodes were rewritten"
+    manifest = json.loads((episodes.parent / "manifest.json").read_text())
+    assert len(manifest["invocations"]) == 2
