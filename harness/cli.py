@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ev.add_argument("--video", type=int, default=0, help="episodes per suite recorded as MP4")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--trajectories", action="store_true", help="save simulator states + actions per episode")
     ev.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root directory")
     ev.add_argument("--no-progress", action="store_true")
 
@@ -54,7 +55,7 @@ def cmd_eval(args) -> int:
 
     req = EvalRequest(
         policy=args.policy, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
-        video=args.video, seed=args.seed, results_root=args.results,
+        video=args.video, seed=args.seed, results_root=args.results, trajectories=args.trajectories,
     )
     result = evaluate(req, progress=not args.no_progress)
     episodes = result.episodes

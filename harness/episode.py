@@ -29,7 +29,6 @@ class EpisodeUnit:
     task_index: int
     init_index: int
     seed: int
-    record_video: bool = False
 
     @property
     def key(self) -> str:
@@ -61,6 +60,7 @@ class EpisodeRecord:
     error: str = ""
     """Empty for a completed episode; otherwise why it failed (policy exception, bad action, worker death)."""
     video: str = ""
+    trajectory: str = ""
     calls: str = "[]"
     """JSON list with each policy call's `info` dict (e.g. executed blocks), in call order."""
     worker_pid: int = 0
@@ -68,6 +68,15 @@ class EpisodeRecord:
 
     def row(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpisodeOutputs:
+    """Optional per-episode files. `trajectory`: an .npz with the simulator state before every step
+    (`states`, (T, S)) and the executed `actions` (T, 7), enough to replay and re-render the episode."""
+
+    video: Path | None = None
+    trajectory: Path | None = None
 
 
 class PolicyError(RuntimeError):
@@ -94,7 +103,7 @@ def _json_default(value):
     return str(value)
 
 
-def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, video_path: Path | None = None) -> EpisodeRecord:
+def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs = EpisodeOutputs()) -> EpisodeRecord:
     """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
     task = env.spec_task
     action_dim = env.action_space.shape[0]
@@ -104,11 +113,13 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, video_path: Path | None
     )
     calls: list[dict] = []
     frames: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    executed: list[np.ndarray] = []
     start = time.perf_counter()
     try:
         obs, _ = env.reset(seed=unit.seed, options={"init_index": unit.init_index})
         policy.reset(task, unit.seed)
-        if video_path is not None:
+        if outputs.video is not None:
             frames.append(env.render())
         done = False
         while not done:
@@ -118,9 +129,12 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, video_path: Path | None
             rec.policy_calls += 1
             calls.append(dict(out.info))
             for action in check_actions(out.actions, action_dim):
+                if outputs.trajectory is not None:
+                    states.append(env.state())
+                    executed.append(action)
                 obs, _, terminated, truncated, info = env.step(action)
                 rec.steps += 1
-                if video_path is not None:
+                if outputs.video is not None:
                     frames.append(env.render())
                 if terminated or truncated:
                     rec.success = bool(info["success"])
@@ -134,8 +148,10 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, video_path: Path | None
     rec.render_s = env.timers.render_s
     rec.renders = env.timers.renders
     rec.calls = json.dumps(calls, default=_json_default)
-    if video_path is not None and frames:
-        rec.video = write_video(video_path, frames, fps=env.metadata.get("render_fps", 20))
+    if outputs.video is not None and frames:
+        rec.video = write_video(outputs.video, frames, fps=env.metadata.get("render_fps", 20))
+    if outputs.trajectory is not None and states:
+        rec.trajectory = write_trajectory(outputs.trajectory, np.stack(states), np.stack(executed))
     return rec
 
 
@@ -146,5 +162,14 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.mp4")
     imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def write_trajectory(path: Path, states: np.ndarray, actions: np.ndarray) -> str:
+    """Write states and actions as .npz atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, states=states, actions=actions)
     os.replace(tmp, path)
     return str(path)

@@ -11,10 +11,9 @@ import multiprocessing as mp
 import os
 import queue
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
-from harness.episode import EpisodeRecord, EpisodeUnit
+from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 
 MAX_ATTEMPTS = 2
 """A unit whose worker dies is run at most this many times in total."""
@@ -45,7 +44,7 @@ def _worker(policy_name: str, inbox, outbox, parent_pid: int) -> None:
             continue
         if msg is None:
             break
-        unit, video_path = msg
+        unit, outputs = msg
         key = (unit.suite, unit.task_index)
         try:
             if env_key != key:
@@ -54,7 +53,7 @@ def _worker(policy_name: str, inbox, outbox, parent_pid: int) -> None:
                 env, env_key = None, None
                 env = make_suite(unit.suite).make_env(unit.task_index, policy.obs_spec)
                 env_key = key
-            record = run_episode(env, policy, unit, Path(video_path) if video_path else None)
+            record = run_episode(env, policy, unit, outputs)
         except Exception as exc:  # noqa: BLE001 - env creation failure is this unit's error, not the pool's
             outbox.put(("failed", unit, f"{type(exc).__name__}: {exc}"))
             env, env_key = None, None
@@ -84,7 +83,7 @@ class LocalPool:
         proc.start()
         return proc, inbox
 
-    def run(self, units: list[EpisodeUnit], video_paths: dict[str, Path]) -> Iterator[Outcome]:
+    def run(self, units: list[EpisodeUnit], outputs: dict[str, EpisodeOutputs]) -> Iterator[Outcome]:
         """Yield one Outcome per unit, in completion order. Units of the same task go to the same worker."""
         pending = list(units)
         attempts: dict[str, int] = {}
@@ -101,8 +100,7 @@ class LocalPool:
             unit = pending.pop(pick)
             attempts[unit.key] = attempts.get(unit.key, 0) + 1
             holding[i], last_task[i] = unit, (unit.suite, unit.task_index)
-            path = video_paths.get(unit.key)
-            slots[i][1].put((unit, str(path) if path else ""))
+            slots[i][1].put((unit, outputs.get(unit.key, EpisodeOutputs())))
 
         try:
             for i in range(len(slots)):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from harness.episode import EpisodeRecord, EpisodeUnit
+from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 from harness.executors import LocalPool
 from harness.registry import UnknownName
 from harness.store import DEFAULT_RESULTS, RunStore, ensure_writable, invocation_info
@@ -35,6 +35,8 @@ class EvalRequest:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     video: int = 0
     """Record this many episodes per suite as MP4 (the first units in order)."""
+    trajectories: bool = False
+    """Save every episode's simulator states and actions (for demonstrations and replay)."""
     seed: int = 0
     results_root: Path = DEFAULT_RESULTS
 
@@ -91,7 +93,8 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             "protocol": suite.protocol(),
             "simulator": suite.versions(),
             "invocation": invocation_info(
-                workers=req.workers, episodes=req.episodes, tasks=list(indices), seed=req.seed, video=req.video
+                workers=req.workers, episodes=req.episodes, tasks=list(indices), seed=req.seed, video=req.video,
+                trajectories=req.trajectories,
             ),
         }
         plans.append(SuitePlan(store, {t.index: t for t in specs}, units, todo, manifest))
@@ -124,17 +127,19 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
             raise UsageError(str(err)) from None
     todo = [u for p in plans for u in p.todo]
     by_suite = {p.store.dir.name: p for p in plans}
-    videos = {}
+    outputs = {}
     for p in plans:
-        for u in p.units[: req.video]:
-            videos[u.key] = p.store.videos_dir / f"{u.key}.mp4"
+        for n, u in enumerate(p.units):
+            video = p.store.videos_dir / f"{u.key}.mp4" if n < req.video else None
+            trajectory = p.store.trajectories_dir / f"{u.key}.npz" if req.trajectories else None
+            outputs[u.key] = EpisodeOutputs(video, trajectory)
     skipped = sum(len(p.units) - len(p.todo) for p in plans)
     if skipped:
         print(f"resuming: {skipped} episode(s) already on disk, {len(todo)} to run")
     if todo:
         bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
         successes = finished = 0
-        for outcome in LocalPool(req.policy, req.workers).run(todo, videos):
+        for outcome in LocalPool(req.policy, req.workers).run(todo, outputs):
             p = by_suite[outcome.unit.suite]
             record = outcome.record or _crash_record(outcome.unit, p.tasks[outcome.unit.task_index], outcome.crash)
             p.store.write_episode(outcome.unit.key, record)

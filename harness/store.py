@@ -1,6 +1,6 @@
 """Run results on disk: one Parquet file per episode plus a JSON manifest.
 
-Layout: `<results>/<policy tag>/<suite>/{manifest.json, episodes/<unit key>.parquet, videos/}`. Each episode
+Layout: `<results>/<policy tag>/<suite>/{manifest.json, episodes/<unit key>.parquet, videos/, trajectories/}`. Each episode
 file is written to a temporary name and renamed, so a run killed at any moment (even `kill -9`) keeps every
 finished episode and no half-written file; rerunning the same command skips the episodes already on disk.
 """
@@ -42,6 +42,7 @@ class RunStore:
         self.dir = Path(results_root) / policy_tag(policy, checkpoint_sha256) / suite
         self.episodes_dir = self.dir / "episodes"
         self.videos_dir = self.dir / "videos"
+        self.trajectories_dir = self.dir / "trajectories"
         self.manifest_path = self.dir / "manifest.json"
 
     def completed_keys(self) -> set[str]:

@@ -112,7 +112,12 @@ class TaskEnv(gym.Env):
     spec_task: TaskSpec
     timers: StepTimers
 
-    def protocol(self) -> dict:  # pragma: no cover - interface
+    def protocol(self) -> dict:
+        """The suite's protocol constants (as in `tasks.protocol`)."""
+        raise NotImplementedError
+
+    def state(self) -> np.ndarray:
+        """Flattened simulator state: restoring it reproduces the scene exactly (for replay and re-rendering)."""
         raise NotImplementedError
 
 

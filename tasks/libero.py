@@ -138,6 +138,9 @@ class LiberoEnv(TaskEnv):
     def protocol(self) -> dict:
         return protocol_dict(self.protocol_)
 
+    def state(self) -> np.ndarray:
+        return np.asarray(self._env.get_sim_state(), np.float64)
+
     # -- observations --------------------------------------------------------------------------------------
     def _observation(self) -> Observation:
         raw = self._raw_obs

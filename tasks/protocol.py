@@ -60,3 +60,81 @@ def libero_protocol(suite: str) -> LiberoProtocol:
 def protocol_dict(protocol: LiberoProtocol) -> dict:
     """JSON-ready form for manifests (tuples become lists)."""
     return asdict(protocol)
+
+
+# ===================================================================================================== #
+# SIMPLER (Bridge / WidowX, visual matching) -- appended section; the LIBERO part above is unchanged.    #
+# ===================================================================================================== #
+
+
+@dataclass(frozen=True)
+class SimplerProtocol:
+    """SIMPLER Bridge visual-matching evaluation, as ManiSkill3 implements SimplerEnv's WidowX tasks.
+
+    Source: SimplerEnv (Li et al., CoRL 2024, "Evaluating Real-World Robot Manipulation Policies in
+    Simulation") Bridge scripts: `--obj-variation-mode episode --obj-episode-range 0 24`, 5 Hz control,
+    500 Hz sim, step limits 60 (carrot, spoon, stack) and 120 (eggplant), success read at the final step.
+    Environments, episode layouts and success checks: mani-skill 3.0.1,
+    `mani_skill/envs/tasks/digital_twins/bridge_dataset_eval/` (`put_on_in_scene.py`, `base_env.py`).
+    """
+
+    suite: str
+    env_id: str
+    """ManiSkill3 environment id."""
+    max_steps: int
+    """Policy steps after reset; the episode always runs to this limit (success is judged at the end)."""
+    n_init_states: int = 24
+    """SimplerEnv evaluates episode ids 0..23 per task; init_index i -> `reset(options={"episode_id": i})`."""
+    settle_steps: int = 0
+    """None beyond the env's own reset, which settles the objects itself (0.5 s of sim, 6 s more if moving)."""
+    env_seed: int = 0
+    """Seed passed to every ManiSkill reset; the layout comes from episode_id, so this fixes only the RNG."""
+    control_hz: int = 5
+    sim_hz: int = 500
+    action_dim: int = 7
+    action_space: str = (
+        "arm_pd_ee_target_delta_pose_align2: xyz delta in metres, expressed in the robot base frame "
+        "(base is yawed 180 deg: base +x = world -x, base +y = world -y); rotation delta as XYZ Euler angles "
+        "in radians (~axis-angle for small steps) applied in the base-aligned frame about the EE; both added to "
+        "the previous *target* pose; no scaling, no clipping; gripper absolute in [-1, 1]: +1 open, -1 closed"
+    )
+    gripper_open: float = 1.0
+    """Gripper action that opens (finger joints -> 0.038 m); -1 closes (-> 0.014 m). Opposite sign to LIBERO."""
+    noop_action: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    """Zero motion, gripper open (the reset state)."""
+    camera: str = "3rd_view_camera"
+    """The Bridge camera SimplerEnv overlays the real photo on; exposed as logical camera "agentview"."""
+    cameras: tuple[str, ...] = ("agentview",)
+    native_resolution: tuple[int, int] = (480, 640)
+    """(height, width) the camera renders at; other declared resolutions are cv2 INTER_AREA resizes of it."""
+    rgb_overlay: str = "background"
+    """Greenscreen: every pixel not of the robot or the task objects shows the real Bridge photo."""
+    image_flip: str = "none"
+    success_rule: str = (
+        "info['success'] (source on target: bbox xy/z test, plus contact for carrot and stack) at the FINAL "
+        "step; the episode never ends early. Partial metrics: success at any step, source grasped at any step"
+    )
+    source: str = field(
+        default="SimplerEnv scripts/bridge.sh; mani-skill 3.0.1 bridge_dataset_eval", repr=False
+    )
+
+
+SIMPLER_TASKS = {
+    # suite: (ManiSkill3 env id, step limit, stable source name, stable target name, goal predicate)
+    "simpler_carrot": ("PutCarrotOnPlateInScene-v1", 60, "carrot", "plate", "on"),
+    "simpler_spoon": ("PutSpoonOnTableClothInScene-v1", 60, "spoon", "towel", "on"),
+    "simpler_stack": ("StackGreenCubeOnYellowCubeBakedTexInScene-v1", 60, "green_cube", "yellow_cube", "on"),
+    "simpler_eggplant": ("PutEggplantInBasketScene-v1", 120, "eggplant", "basket", "in"),
+}
+
+SIMPLER_SUITES = tuple(SIMPLER_TASKS)
+SIMPLER_STANDARD = SIMPLER_SUITES
+"""What `SUITE=simpler` means: the four Bridge visual-matching tasks SimplerEnv reports."""
+
+SIMPLER_TABLE_TOP_Z = 0.865
+"""World z of the Bridge table surface, metres (the stand-in stage's top; objects rest on it)."""
+
+
+def simpler_protocol(suite: str) -> SimplerProtocol:
+    env_id, max_steps = SIMPLER_TASKS[suite][:2]
+    return SimplerProtocol(suite=suite, env_id=env_id, max_steps=max_steps)

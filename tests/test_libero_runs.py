@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from harness.runner import EvalRequest, evaluate
@@ -22,7 +23,7 @@ def run(policy, tmp_path, **kw):
 
 
 def test_real_episode_renders_only_when_asked_and_records_video(tmp_path):
-    result = run("tests.fixture_policies:CameraProbe", tmp_path, video=1)
+    result = run("tests.fixture_policies:CameraProbe", tmp_path, video=1, trajectories=True)
     (ep,) = result.episodes.to_dict("records")
     assert ep["error"] == "" and not ep["success"]
     assert ep["steps"] == 220  # libero_spatial step limit
@@ -36,6 +37,9 @@ def test_real_episode_renders_only_when_asked_and_records_video(tmp_path):
             assert std > 10 and 20 < mean < 235, "frame looks blank"
     frames = imageio.mimread(ep["video"], memtest=False)
     assert len(frames) == video_frames and frames[0].shape == (256, 256, 3)
+    trajectory = np.load(ep["trajectory"])
+    assert trajectory["actions"].shape == (220, 7) and trajectory["states"].shape[0] == 220
+    assert np.isfinite(trajectory["states"]).all() and np.ptp(trajectory["states"], axis=0).max() > 0
     manifest = json.loads((result.run_dirs[0] / "manifest.json").read_text())
     assert manifest["protocol"]["settle_steps"] == 10 and manifest["protocol"]["max_steps"] == 220
     assert manifest["simulator"]["mujoco"] == "3.3.6"
