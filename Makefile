@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
 APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libosmesa6
+BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
 POLICY ?= expert
 SUITE ?= libero_spatial
@@ -31,6 +32,14 @@ $(STAMP): requirements.txt
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing apt packages:" $$missing; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "warning: missing apt packages ($$missing): install them as root"; fi; \
+	fi
+	@# SAPIEN (SIMPLER) renders on the CPU only with lavapipe from Mesa >= 25: Debian 12 has it in bookworm-backports.
+	@if ! dpkg-query -W -f='$${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qE '^(2[5-9]|[3-9][0-9])\.'; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Mesa >= 25 (lavapipe) from bookworm-backports for SIMPLER rendering"; \
+	    [ -e $(BACKPORTS) ] || printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS); \
+	    apt-get update -qq && apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null; \
+	  else echo "warning: SIMPLER needs mesa-vulkan-drivers >= 25 from bookworm-backports (install as root)"; fi; \
 	fi
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 2; }
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)

@@ -5,6 +5,7 @@ Bad input exits with status 2 and one line on stderr naming what is wrong and wh
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -64,6 +65,13 @@ def cmd_eval(args) -> int:
         f"{len(episodes)} episodes (errors count as failures), wall times on this machine with {args.workers} worker(s)"
     )
     print(format_summary(episodes, scope))
+    stand_ins: dict[str, list[str]] = {}
+    for run_dir in result.run_dirs:
+        assets = json.loads((run_dir / "manifest.json").read_text())["simulator"].get("simpler_assets", "official")
+        if assets != "official":
+            stand_ins.setdefault(assets, []).append(run_dir.name)
+    for assets, suites in stand_ins.items():
+        print(f"note: {', '.join(suites)} ran with {assets}; not comparable to published numbers")
     print(f"results: {', '.join(str(d) for d in result.run_dirs)}")
     return 0
 

@@ -57,6 +57,8 @@ class EpisodeRecord:
     render_s: float = 0.0
     renders: int = 0
     """Camera images rendered (one per camera per rendered observation or video frame)."""
+    partial: str = "{}"
+    """JSON of the suite's partial metrics at episode end (SIMPLER: success at any step, grasped)."""
     error: str = ""
     """Empty for a completed episode; otherwise why it failed (policy exception, bad action, worker death)."""
     video: str = ""
@@ -138,6 +140,7 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
                     frames.append(env.render())
                 if terminated or truncated:
                     rec.success = bool(info["success"])
+                    rec.partial = json.dumps(info.get("partial", {}))
                     done = True
                     break
     except Exception as exc:  # noqa: BLE001 - any failure of one episode is data, not a crash

@@ -1,6 +1,8 @@
 """Tables from episode records (pandas): the terminal summary of a run."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from harness.stats import wilson_interval
@@ -11,6 +13,7 @@ def _row(group: pd.DataFrame) -> dict:
     k = int(group["success"].sum())
     lo, hi = wilson_interval(k, n)
     calls = group["policy_calls"].sum()
+    partial = pd.DataFrame([json.loads(p) for p in group["partial"]]) if "partial" in group else pd.DataFrame()
     return {
         "episodes": n,
         "success_%": 100.0 * k / n if n else float("nan"),
@@ -19,6 +22,7 @@ def _row(group: pd.DataFrame) -> dict:
         "steps_mean": group["steps"].mean(),
         "policy_ms_per_call": 1000.0 * group["policy_s"].sum() / calls if calls else float("nan"),
         "wall_s_per_ep": group["wall_s"].mean(),
+        **{f"{key}_%": 100.0 * partial[key].fillna(False).astype(bool).mean() for key in partial.columns},
     }
 
 

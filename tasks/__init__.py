@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 from harness.registry import Registry, UnknownName
-from tasks.protocol import LIBERO_STANDARD, LIBERO_SUITES
+from tasks.protocol import LIBERO_STANDARD, LIBERO_SUITES, SIMPLER_STANDARD, SIMPLER_SUITES
 
-SUITES = Registry("suite", {name: "tasks.libero:LiberoSuite" for name in LIBERO_SUITES})
-SUITE_GROUPS = {"libero": LIBERO_STANDARD}
+SUITES = Registry(
+    "suite",
+    {
+        **{name: "tasks.libero:LiberoSuite" for name in LIBERO_SUITES},
+        **{name: "tasks.simpler:SimplerSuite" for name in SIMPLER_SUITES},
+    },
+)
+SUITE_GROUPS = {"libero": LIBERO_STANDARD, "simpler": SIMPLER_STANDARD}
 """Names that expand to several suites."""
 
 
