@@ -23,7 +23,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test bench-harness clean-venv
+.PHONY: setup eval test demos bench-harness clean-venv
 
 setup: $(STAMP)
 
@@ -61,3 +61,8 @@ bench-harness: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+FRAME_STRIDE ?= 5
+demos: $(STAMP)
+	$(PY) -m harness.cli demos --suite $(SUITE) --episodes $(EPISODES) --tasks "$(TASKS)" --workers $(WORKERS) \
+	  --frame-stride $(FRAME_STRIDE)

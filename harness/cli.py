@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root directory")
     ev.add_argument("--no-progress", action="store_true")
 
+    demos = sub.add_parser("demos", help="expert rollouts (successes only) -> HDF5 demonstrations, resumable")
+    demos.add_argument("--suite", required=True)
+    demos.add_argument("--episodes", type=int, default=50, help="init states per task (default 50)")
+    demos.add_argument("--tasks", type=_task_list, default=None)
+    demos.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    demos.add_argument("--frame-stride", type=int, default=5, help="render camera frames every n steps")
+    demos.add_argument("--resolution", type=int, default=128, help="square image size, pixels")
+    demos.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "demos")
+    demos.add_argument("--no-progress", action="store_true")
+
     bench = sub.add_parser("bench-harness", help="environment throughput: physics, rendering, lazy, workers")
     bench.add_argument("--suite", default="libero_spatial")
     bench.add_argument("--steps", type=int, default=200)
@@ -76,6 +86,27 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_demos(args) -> int:
+    from harness.demos import build_demos
+    from harness.runner import EvalRequest, UsageError, evaluate
+
+    if args.frame_stride < 1 or args.resolution < 16:
+        raise UsageError(f"--frame-stride must be >= 1 and --resolution >= 16, got {args.frame_stride}, {args.resolution}")
+    req = EvalRequest(policy="expert", suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
+                      results_root=args.out / "runs", trajectories=True)
+    result = evaluate(req, progress=not args.no_progress)
+    eps = result.episodes
+    written = []
+    for run_dir in result.run_dirs:
+        cameras = tuple(json.loads((run_dir / "manifest.json").read_text())["protocol"]["cameras"])
+        suite_eps = eps[eps["suite"] == run_dir.name]
+        written += build_demos(suite_eps, args.out, cameras, (args.resolution, args.resolution), args.frame_stride,
+                               args.workers, progress=not args.no_progress)
+    kept = int(eps["success"].sum())
+    print(f"demos: kept {kept} successful of {len(eps)} expert episodes; {len(written)} task file(s) under {args.out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from harness.bench import run_bench
 
@@ -88,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"eval": cmd_eval, "bench-harness": cmd_bench}[args.command](args)
+        return {"eval": cmd_eval, "demos": cmd_demos, "bench-harness": cmd_bench}[args.command](args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

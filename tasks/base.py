@@ -52,22 +52,24 @@ class Observation:
         proprio: dict[str, np.ndarray],
         privileged: PrivilegedState | None,
         render: Callable[[], dict[str, np.ndarray]],
-        step: int,
-        current_step: Callable[[], int],
+        version: int,
+        current_version: Callable[[], int],
     ):
+        """`version` identifies the simulator state this observation belongs to; the env bumps it on every
+        reset, step and restore, so `current_version() != version` means the scene has moved on."""
         self.proprio = proprio
         self.privileged = privileged
-        self.step = step
+        self._version = version
         self._render = render
-        self._current_step = current_step
+        self._current_version = current_version
         self._images: dict[str, np.ndarray] | None = None
 
     @property
     def images(self) -> dict[str, np.ndarray]:
         """Camera name -> (H, W, 3) uint8 upright RGB."""
         if self._images is None:
-            if self._current_step() != self.step:
-                raise RuntimeError(f"observation of step {self.step} rendered after the env moved on")
+            if self._current_version() != self._version:
+                raise RuntimeError("observation rendered after the env moved on (stale simulator state)")
             self._images = self._render()
         return self._images
 
@@ -117,7 +119,11 @@ class TaskEnv(gym.Env):
         raise NotImplementedError
 
     def state(self) -> np.ndarray:
-        """Flattened simulator state: restoring it reproduces the scene exactly (for replay and re-rendering)."""
+        """Flattened simulator state: `restore` puts the scene back exactly (for re-rendering demonstrations)."""
+        raise NotImplementedError
+
+    def restore(self, state: np.ndarray) -> Observation:
+        """Set the scene to a `state()` snapshot and return its observation (images render lazily as usual)."""
         raise NotImplementedError
 
 

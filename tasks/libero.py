@@ -99,6 +99,7 @@ class LiberoEnv(TaskEnv):
         )
         self.timers = StepTimers()
         self._steps = 0
+        self._version = 0
         self._raw_obs: dict | None = None
 
     # -- gymnasium API -------------------------------------------------------------------------------------
@@ -141,6 +142,10 @@ class LiberoEnv(TaskEnv):
     def state(self) -> np.ndarray:
         return np.asarray(self._env.get_sim_state(), np.float64)
 
+    def restore(self, state: np.ndarray) -> Observation:
+        self._raw_obs = timed(self.timers, "physics_s", self._env.set_init_state, np.asarray(state, np.float64))
+        return self._observation()
+
     # -- observations --------------------------------------------------------------------------------------
     def _observation(self) -> Observation:
         raw = self._raw_obs
@@ -150,7 +155,8 @@ class LiberoEnv(TaskEnv):
             "gripper_qpos": np.asarray(raw["robot0_gripper_qpos"], np.float32),
         }
         privileged = self._privileged_state() if self.obs_spec.privileged else None
-        return Observation(proprio, privileged, self._render_declared, self._steps, lambda: self._steps)
+        self._version += 1
+        return Observation(proprio, privileged, self._render_declared, self._version, lambda: self._version)
 
     def _render_declared(self) -> dict[str, np.ndarray]:
         return {c: self._render_camera(c, self.obs_spec.resolution) for c in self.obs_spec.cameras}

@@ -318,8 +318,10 @@ class SimplerEnv(TaskEnv):
         self._steps = 0
         self._success_any = False
         self._last_info: dict = {}
+        self._version = 0
+        """Bumped with every new observation (reset, step, restore): identifies the simulator state."""
         self._frame: tuple[int, np.ndarray] | None = None
-        """(step, native RGB frame): one render serves the policy's images and the video frame."""
+        """(version, native RGB frame): one render serves the policy's images and the video frame."""
 
     # -- gymnasium API -------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -338,7 +340,6 @@ class SimplerEnv(TaskEnv):
         self._steps = 0
         self._success_any = False
         self._last_info = {}
-        self._frame = None
         return self._observation(), {"success": False, "init_index": init_index}
 
     def step(self, action):
@@ -389,6 +390,12 @@ class SimplerEnv(TaskEnv):
         """
         return _np(self._env.get_state())[0].astype(np.float64)
 
+    def restore(self, state: np.ndarray) -> Observation:
+        import torch
+
+        timed(self.timers, "physics_s", self._env.set_state, torch.as_tensor(state[None], dtype=torch.float32))
+        return self._observation()
+
     # -- observations --------------------------------------------------------------------------------------
     def _observation(self) -> Observation:
         pose = self._ee_pose()
@@ -398,7 +405,9 @@ class SimplerEnv(TaskEnv):
             "gripper_qpos": _np(self._env.agent.robot.get_qpos())[0, -2:].astype(np.float32),
         }
         privileged = self._privileged_state() if self.obs_spec.privileged else None
-        return Observation(proprio, privileged, self._render_declared, self._steps, lambda: self._steps)
+        self._version += 1
+        self._frame = None
+        return Observation(proprio, privileged, self._render_declared, self._version, lambda: self._version)
 
     def _ee_pose(self) -> np.ndarray:
         link = self._env.agent.robot.links_map["ee_gripper_link"]
@@ -412,11 +421,11 @@ class SimplerEnv(TaskEnv):
 
     def _render_native(self) -> np.ndarray:
         """The 3rd-view camera at its native 480x640 with the real-photo overlay, as SimplerEnv's obs."""
-        if self._frame is not None and self._frame[0] == self._steps:
+        if self._frame is not None and self._frame[0] == self._version:
             return self._frame[1]
         frame = timed(self.timers, "render_s", self._render_sensor, CAMERA_NAMES["agentview"])
         self.timers.renders += 1
-        self._frame = (self._steps, frame)
+        self._frame = (self._version, frame)
         return frame
 
     def _render_sensor(self, uid: str) -> np.ndarray:
