@@ -23,7 +23,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test demos bench-harness clean-venv
+.PHONY: setup eval test demos train-teacher bench-harness clean-venv
 
 setup: $(STAMP)
 
@@ -66,3 +66,8 @@ FRAME_STRIDE ?= 5
 demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) --episodes $(EPISODES) --tasks "$(TASKS)" --workers $(WORKERS) \
 	  --frame-stride $(FRAME_STRIDE)
+
+TEACHER_OUT ?= checkpoints/teacher
+EPOCHS ?= 8
+train-teacher: $(STAMP)
+	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(RESULTS)/demos --out $(TEACHER_OUT) --epochs $(EPOCHS)

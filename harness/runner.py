@@ -52,12 +52,13 @@ class SuitePlan:
 
 def plan(req: EvalRequest) -> list[SuitePlan]:
     from policies import POLICIES, make_policy
+    from policies.base import PolicyLoadError
 
     try:
         POLICIES.check(req.policy)
         suites = expand_suites(req.suite)
         policy = make_policy(req.policy)
-    except UnknownName as err:
+    except (UnknownName, PolicyLoadError) as err:
         raise UsageError(str(err)) from None
     if req.workers < 1:
         raise UsageError(f"WORKERS must be >= 1, got {req.workers}")

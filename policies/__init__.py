@@ -9,6 +9,7 @@ POLICIES = Registry(
         "expert": "policies.expert.policy:ExpertPolicy",
         "noop": "policies.sanity:NoopPolicy",
         "random": "policies.sanity:RandomPolicy",
+        "teacher": "policies.vla.policy:VLAPolicy",
     },
 )
 

@@ -14,6 +14,10 @@ import numpy as np
 from tasks.base import ObsSpec, Observation, TaskSpec
 
 
+class PolicyLoadError(ValueError):
+    """A policy cannot be built (missing or incompatible checkpoint); the message is one line for the user."""
+
+
 @dataclass
 class PolicyOutput:
     actions: np.ndarray

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from policies.base import PolicyLoadError
 from policies.vla.configuration import VLAConfig
 
 WEIGHTS = "model.safetensors"
@@ -23,7 +24,7 @@ CONFIG = "config.json"
 HASH = "model.safetensors.sha256"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PolicyLoadError):
     """A checkpoint that cannot be used; the message says which file or tensor and why."""
 
 

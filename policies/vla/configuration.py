@@ -16,8 +16,8 @@ class VLAConfig:
     chunk: int = 8
     """Actions predicted per call (K); the policy executes them open loop."""
     action_dim: int = 7
-    proprio_dim: int = 9
-    """eef position (3) + eef quaternion xyzw (4) + gripper finger positions (2)."""
+    proprio_dim: int = 8
+    """eef position (3) + eef axis-angle (3) + gripper finger positions (2), as LIBERO's demo files store them."""
     cameras: tuple[str, ...] = ("agentview", "wrist")
     image_size: int = 128
     """Square camera resolution, pixels."""

@@ -1,0 +1,59 @@
+"""The teacher VLA behind the policy protocol: camera images + instruction + proprio -> a chunk of K actions."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.demos import quat_xyzw_to_axis_angle
+from policies.base import PolicyOutput
+from policies.vla.checkpoint import load_checkpoint, load_state_strict
+from policies.vla.model import VLA, Encoders
+from tasks.base import ObsSpec, Observation, TaskSpec
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TEACHER = REPO / "checkpoints" / "teacher"
+
+
+def proprio_vector(obs: Observation) -> np.ndarray:
+    """(8,) eef position, eef axis-angle, gripper finger positions: the layout demos store."""
+    p = obs.proprio
+    return np.concatenate([p["eef_pos"], quat_xyzw_to_axis_angle(p["eef_quat"]), p["gripper_qpos"]]).astype(np.float32)
+
+
+class VLAPolicy:
+    """Runs at batch 1 under `torch.inference_mode`; executes the whole predicted chunk open loop.
+
+    The gripper dimension is regressed continuously and snapped to -1/+1 (the simulators' binary command).
+    `info["blocks"]` lists the backbone blocks executed (all of them for the teacher).
+    """
+
+    def __init__(self, checkpoint: Path | None = None):
+        path = Path(checkpoint or os.environ.get("VLA_CHECKPOINT") or DEFAULT_TEACHER)
+        ckpt = load_checkpoint(path)
+        self.cfg = ckpt.config
+        self.normalizer = ckpt.normalizer
+        self.model = VLA(self.cfg).eval()
+        load_state_strict(self.model, ckpt.state_dict, str(path))
+        self.encoders = Encoders(self.cfg)
+        self.checkpoint_sha256 = ckpt.sha256
+        self.obs_spec = ObsSpec(cameras=self.cfg.cameras, resolution=(self.cfg.image_size,) * 2)
+        self._lang: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._task: TaskSpec | None = None
+
+    def reset(self, task: TaskSpec, seed: int) -> None:
+        self._task = task
+        if task.instruction not in self._lang:
+            self._lang[task.instruction] = self.encoders.instruction([task.instruction])
+
+    @torch.inference_mode()
+    def act(self, obs: Observation) -> PolicyOutput:
+        images = torch.from_numpy(np.stack([obs.images[c] for c in self.cfg.cameras]))[None]
+        lang, mask = self._lang[self._task.instruction]
+        proprio = torch.from_numpy(self.normalizer.normalize_proprio(proprio_vector(obs))[None].astype(np.float32))
+        pred = self.model(self.encoders.vision(images), lang, mask, proprio)[0].numpy()
+        actions = self.normalizer.denormalize_actions(pred)
+        actions[:, -1] = np.where(actions[:, -1] >= 0, 1.0, -1.0)
+        return PolicyOutput(np.clip(actions, -1.0, 1.0), {"blocks": list(range(self.cfg.depth))})

@@ -1,0 +1,200 @@
+"""Teacher training on demonstrations: cache frozen-encoder features once, then train projections, backbone
+and head with an L1 loss on normalised action chunks. Deterministic (seeded), resumable from the last epoch.
+
+Samples: every demo step that has camera frames (see `harness.demos`); the target is the next K actions
+(padded with the episode's last action, as OpenVLA-OFT does at episode ends).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.demos import Demo, read_demos
+from policies.vla.checkpoint import Normalizer, load_state_strict, save_checkpoint
+from policies.vla.configuration import VLAConfig
+from policies.vla.model import VLA, Encoders
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    seed: int = 0
+    save_dtype: str = "float16"
+    """Shipped weights are stored in half precision (loaded back as float32) to keep checkpoints small."""
+
+
+@dataclass
+class FeatureSet:
+    """Everything training needs, with the frozen encoders already applied."""
+
+    vision: torch.Tensor
+    """(N, C, 1280, g, g) float16 feature maps of the sampled frames."""
+    lang: torch.Tensor
+    """(n_instructions, Lt, 384) token states."""
+    lang_mask: torch.Tensor
+    instruction_id: torch.Tensor
+    """(N,) index into lang."""
+    proprio: torch.Tensor
+    """(N, 8) raw proprio."""
+    actions: torch.Tensor
+    """(N, K, 7) raw action chunks."""
+    instructions: list[str]
+
+
+def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch: int = 64) -> FeatureSet:
+    instructions = sorted({d.instruction for d in demos})
+    lang, lang_mask = encoders.instruction(instructions)
+    vision, inst, proprio, chunks = [], [], [], []
+    pending: list[np.ndarray] = []
+
+    def flush():
+        if pending:
+            vision.append(encoders.vision(torch.from_numpy(np.stack(pending))).to(torch.float16))
+            pending.clear()
+
+    for d in demos:
+        prop = d.proprio
+        padded = np.concatenate([d.actions, np.repeat(d.actions[-1:], cfg.chunk, axis=0)])
+        for f, t in enumerate(d.frame_index):
+            pending.append(np.stack([d.images[c][f] for c in cfg.cameras]))
+            inst.append(instructions.index(d.instruction))
+            proprio.append(prop[t])
+            chunks.append(padded[t:t + cfg.chunk])
+            if len(pending) == batch:
+                flush()
+    flush()
+    return FeatureSet(
+        torch.cat(vision), lang, lang_mask, torch.tensor(inst), torch.from_numpy(np.asarray(proprio, np.float32)),
+        torch.from_numpy(np.asarray(chunks, np.float32)), instructions,
+    )
+
+
+def load_demo_files(paths: list[Path], cameras: tuple[str, ...]) -> list[Demo]:
+    demos = []
+    for path in paths:
+        demos += read_demos(path, cameras)
+    if not demos:
+        raise ValueError(f"no demonstrations in {[str(p) for p in paths]}")
+    return demos
+
+
+def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path) -> FeatureSet:
+    """Encoder features for these demo files, computed once and cached by content of the file list + config."""
+    key = hashlib.sha256(json.dumps(
+        [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(paths)] + [cfg.to_dict()], default=str
+    ).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"features-{key}.pt"
+    if cache.exists():
+        return FeatureSet(**torch.load(cache, weights_only=False))
+    features = build_features(load_demo_files(paths, cfg.cameras), cfg, Encoders(cfg))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    torch.save(vars(features), tmp)
+    tmp.replace(cache)
+    return features
+
+
+def lr_at(step: int, total: int, tc: TrainConfig) -> float:
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    progress = (step - tc.warmup_steps) / max(1, total - tc.warmup_steps)
+    return tc.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_loss(model: VLA, fs: FeatureSet, norm_actions: torch.Tensor, norm_proprio: torch.Tensor,
+               idx: torch.Tensor) -> torch.Tensor:
+    inst = fs.instruction_id[idx]
+    pred = model(fs.vision[idx].float(), fs.lang[inst], fs.lang_mask[inst], norm_proprio[idx])
+    return F.l1_loss(pred, norm_actions[idx])
+
+
+def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: TrainConfig = TrainConfig(),
+          cache_dir: Path | None = None, log=print) -> str:
+    """Train a teacher; resumes from `out/train_state.pt` if present. Returns the checkpoint's sha256."""
+    torch.manual_seed(tc.seed)
+    out = Path(out)
+    fs = cached_features(demo_paths, cfg, cache_dir or out / "cache")
+    normalizer = Normalizer.fit(fs.actions.reshape(-1, cfg.action_dim).numpy(), fs.proprio.numpy())
+    norm_actions = torch.from_numpy(normalizer.normalize_actions(fs.actions.numpy()).astype(np.float32))
+    norm_proprio = torch.from_numpy(normalizer.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
+    model = VLA(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    n = len(norm_actions)
+    steps_per_epoch = math.ceil(n / tc.batch_size)
+    total = tc.epochs * steps_per_epoch
+    state_path = out / "train_state.pt"
+    start_epoch, history = 0, []
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        load_state_strict(model, state["model"], str(state_path))
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resuming from epoch {start_epoch}")
+    log(f"training on {n} samples ({len(fs.instructions)} instructions), {tc.epochs} epochs x {steps_per_epoch} steps")
+    for epoch in range(start_epoch, tc.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        t0, losses = time.time(), []
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, tc)
+            loss = batch_loss(model, fs, norm_actions, norm_proprio, perm[i * tc.batch_size:(i + 1) * tc.batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+            if i % 50 == 0:
+                log(f"epoch {epoch + 1}/{tc.epochs} step {i}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
+                    f"({(i + 1) * tc.batch_size / (time.time() - t0):.0f} samples/s)")
+        history.append({"epoch": epoch + 1, "l1": float(np.mean(losses)), "seconds": time.time() - t0})
+        tmp = state_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                    "history": history}, tmp)
+        tmp.replace(state_path)
+        log(f"epoch {epoch + 1} done: mean L1 {history[-1]['l1']:.4f} in {history[-1]['seconds']:.0f} s")
+    meta = {"train": asdict(tc), "history": history, "samples": n, "instructions": fs.instructions,
+            "demo_files": [str(p) for p in demo_paths]}
+    return save_checkpoint(out, cfg, normalizer, model.state_dict(), meta, dtype=getattr(torch, tc.save_dtype))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from tasks import expand_suites
+
+    parser = argparse.ArgumentParser(prog="train-teacher", description="train the compact VLA teacher on demos")
+    parser.add_argument("--suite", required=True, help="suite(s), comma-separated, or a group (libero)")
+    parser.add_argument("--demos", type=Path, required=True, help="folder with <suite>/*_demo.hdf5")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    args = parser.parse_args(argv)
+    suites = [s for name in args.suite.split(",") for s in expand_suites(name.strip())]
+    paths = sorted(p for s in suites for p in (args.demos / s).glob("*_demo.hdf5"))
+    if not paths:
+        print(f"error: no demo files under {args.demos}/{{{','.join(suites)}}}/; run `make demos SUITE=...` first",
+              file=sys.stderr)
+        return 2
+    digest = train(paths, args.out, tc=TrainConfig(epochs=args.epochs), cache_dir=args.demos / "cache",
+                   log=lambda msg: print(msg, flush=True))
+    print(f"teacher checkpoint {args.out} sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
