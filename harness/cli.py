@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     demos.add_argument("--frame-stride", type=int, default=5, help="render camera frames every n steps")
     demos.add_argument("--resolution", type=int, default=128, help="square image size, pixels")
+    demos.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root of the expert run")
     demos.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "demos")
     demos.add_argument("--no-progress", action="store_true")
 
@@ -92,10 +93,16 @@ def cmd_demos(args) -> int:
 
     if args.frame_stride < 1 or args.resolution < 16:
         raise UsageError(f"--frame-stride must be >= 1 and --resolution >= 16, got {args.frame_stride}, {args.resolution}")
+    # The expert run is an ordinary evaluation (same results folder as `make eval POLICY=expert`) that also
+    # saves trajectories, so one rollout serves both the success table and the demonstrations.
     req = EvalRequest(policy="expert", suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
-                      results_root=args.out / "runs", trajectories=True)
+                      results_root=args.results, trajectories=True)
     result = evaluate(req, progress=not args.no_progress)
     eps = result.episodes
+    missing = int((eps["success"] & (eps["trajectory"] == "")).sum())
+    if missing:
+        print(f"warning: {missing} successful episode(s) were run without trajectories and are not in the demos; "
+              f"remove them from {', '.join(str(d) for d in result.run_dirs)} to re-run them")
     written = []
     for run_dir in result.run_dirs:
         cameras = tuple(json.loads((run_dir / "manifest.json").read_text())["protocol"]["cameras"])

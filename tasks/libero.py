@@ -97,6 +97,11 @@ class LiberoEnv(TaskEnv):
         self._env = OffScreenRenderEnv(
             bddl_file_name=bddl, camera_heights=h, camera_widths=w, use_camera_obs=False
         )
+        # One fixture layout per task, reloaded before every episode (see LiberoProtocol.fixture_layout).
+        self._env.seed(self.protocol_.env_seed)
+        np.random.seed([self.protocol_.env_seed, task_index])
+        self._env.reset()
+        self._layout_xml = self._env.env.sim.model.get_xml()
         self.timers = StepTimers()
         self._steps = 0
         self._version = 0
@@ -110,8 +115,10 @@ class LiberoEnv(TaskEnv):
             raise ValueError(f"init_index {init_index} out of range 0..{len(self._init_states) - 1}")
         p = self.protocol_
         self.timers.reset()
-        self._env.seed(p.env_seed)
-        timed(self.timers, "physics_s", self._env.reset)
+        timed(self.timers, "physics_s", self._env.reset_from_xml_string, self._layout_xml)
+        for robot in self._env.env.robots:
+            # robosuite keeps the gripper's smoothed command across resets; start every episode from rest.
+            robot.gripper.current_action = np.zeros(robot.gripper.dof)
         self._raw_obs = timed(self.timers, "physics_s", self._env.set_init_state, self._init_states[init_index])
         settle = np.asarray(p.settle_action, dtype=np.float64)
         for _ in range(p.settle_steps):

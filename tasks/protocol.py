@@ -27,7 +27,15 @@ class LiberoProtocol:
     settle_action: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     """Zero motion, gripper open (-1 opens in robosuite's Panda gripper convention)."""
     env_seed: int = 0
-    """`env.seed(0)` before reset, as OpenVLA; physics is deterministic given the init state."""
+    """`env.seed(0)` before reset, as OpenVLA."""
+    fixture_layout: str = "sampled once per task (numpy RNG seeded [env_seed, task index]); every episode reloads it"
+    """Init states hold only joint positions/velocities. Fixtures without joints (cabinet, stove, ...) are
+    re-placed by LIBERO's region samplers at every `env.reset()` and, measured here, that placement depends on
+    the env's earlier resets (~1 cm apart, enough to flip an episode), so under OpenVLA's loop an episode's
+    outcome depends on which episodes ran before it in the same env. The harness samples the layout once per
+    task and reloads that model XML (`reset_from_xml_string`) before each init state: identical episodes
+    whatever their order or worker. Likewise robosuite keeps the Panda gripper's smoothed command
+    (`gripper.current_action`) across resets; the harness zeroes it, as in a freshly built env."""
     control_hz: int = 20
     action_dim: int = 7
     action_space: str = "delta end-effector (OSC_POSE, xyz m/0.05, axis-angle rad/0.5) + gripper, each in [-1, 1]"

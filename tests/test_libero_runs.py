@@ -93,3 +93,24 @@ def test_resume_after_kill_9(tmp_path):
     assert all(files[name] == mtime for name, mtime in first.items()), "finished episodes were rewritten"
     manifest = json.loads((episodes.parent / "manifest.json").read_text())
     assert len(manifest["invocations"]) == 2
+
+
+def test_episodes_do_not_depend_on_earlier_episodes_in_the_same_env(tmp_path):
+    """Resume and parallel workers rely on it: an episode's outcome is a function of its unit alone."""
+    from harness.episode import EpisodeOutputs, EpisodeUnit, run_episode
+    from policies.sanity import RandomPolicy
+    from tasks import make_suite
+
+    suite = make_suite("libero_spatial")
+    policy = RandomPolicy()
+    env = suite.make_env(4, policy.obs_spec)  # task 4: the bowl sits in the cabinet's drawer, near fixtures
+    try:
+        finals = []
+        for init, path in ((11, "a"), (3, "b"), (11, "c")):
+            unit = EpisodeUnit("random", "", "libero_spatial", 4, init, 0)
+            rec = run_episode(env, policy, unit, EpisodeOutputs(trajectory=tmp_path / f"{path}.npz"))
+            finals.append(np.load(rec.trajectory)["states"])
+    finally:
+        env.close()
+    assert np.abs(finals[0] - finals[2]).max() < 1e-6
+    assert np.abs(finals[0][-1] - finals[1][-1]).max() > 1e-3  # a different init state really is different

@@ -1,0 +1,1 @@
+"""Scripted privileged expert policy (waypoint state machine over ground-truth object poses)."""

@@ -1,0 +1,152 @@
+"""Rotation helpers and per-category object extents for the scripted expert.
+
+Conventions: positions in metres, world frame; object poses are (7,) xyz + quaternion wxyz (as in
+`PrivilegedState`); the end-effector quaternion from proprio is xyzw (robosuite convention).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+# Local-frame axis-aligned bounding boxes (lo, hi) of the collision geometry of each object category,
+# relative to the body origin, metres. Measured once from the LIBERO assets; anything unknown falls back
+# to DEFAULT_EXTENT. The expert only uses them to derive grasp heights, tops and footprints.
+EXTENTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "akita_black_bowl": ((-0.054, -0.054, 0.002), (0.053, 0.053, 0.052)),
+    "cookies": ((-0.031, -0.041, -0.009), (0.031, 0.041, 0.009)),
+    "glazed_rim_porcelain_ramekin": ((-0.045, -0.044, 0.001), (0.045, 0.045, 0.043)),
+    "plate": ((-0.068, -0.068, -0.003), (0.070, 0.069, 0.016)),
+    "wooden_cabinet": ((-0.123, -0.109, 0.005), (0.131, 0.112, 0.223)),
+    "flat_stove": ((-0.052, -0.095, -0.020), (0.245, 0.095, 0.050)),
+    "alphabet_soup": ((-0.031, -0.039, -0.035), (0.031, 0.038, 0.028)),
+    "basket": ((-0.084, -0.079, 0.004), (0.085, 0.079, 0.146)),
+    "salad_dressing": ((-0.027, -0.073, -0.018), (0.025, 0.073, 0.018)),
+    "cream_cheese": ((-0.041, -0.021, -0.009), (0.041, 0.021, 0.009)),
+    "milk": ((-0.026, -0.070, -0.026), (0.027, 0.061, 0.026)),
+    "tomato_sauce": ((-0.031, -0.039, -0.034), (0.031, 0.038, 0.028)),
+    "butter": ((-0.038, -0.020, -0.009), (0.038, 0.020, 0.009)),
+    "orange_juice": ((-0.027, -0.070, -0.026), (0.026, 0.061, 0.026)),
+    "ketchup": ((-0.028, -0.072, -0.018), (0.029, 0.073, 0.019)),
+    "bbq_sauce": ((-0.023, -0.015, -0.055), (0.023, 0.015, 0.052)),
+    "chocolate_pudding": ((-0.041, -0.023, -0.013), (0.040, 0.023, 0.014)),
+    "wine_bottle": ((-0.021, -0.022, 0.001), (0.022, 0.022, 0.158)),
+    "wine_rack": ((-0.134, -0.124, -0.002), (0.134, 0.129, 0.328)),
+}
+DEFAULT_EXTENT = ((-0.03, -0.03, -0.03), (0.03, 0.03, 0.03))
+
+ROUND = {"akita_black_bowl", "alphabet_soup", "tomato_sauce", "glazed_rim_porcelain_ramekin", "plate", "wine_bottle"}
+"""Categories whose horizontal footprint is (nearly) circular: grasp yaw is free."""
+
+BOWLS = {"akita_black_bowl"}
+"""Categories too wide for the gripper: grasped at the rim, fingers straddling the wall."""
+
+CONTAINERS = {"akita_black_bowl", "basket", "plate"}
+"""Categories that receive objects: release just above their top/rim."""
+
+
+def category(name: str) -> str:
+    """`akita_black_bowl_1` -> `akita_black_bowl` (strips the instance index)."""
+    return re.sub(r"_\d+$", "", name)
+
+
+def quat_wxyz_to_mat(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = np.asarray(q, np.float64) / max(np.linalg.norm(q), 1e-12)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def quat_xyzw_to_mat(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, np.float64)
+    return quat_wxyz_to_mat(q[[3, 0, 1, 2]])
+
+
+def rotvec_from_mat(r: np.ndarray) -> np.ndarray:
+    """Axis-angle vector (rad) of rotation matrix r (log map), robust near 0 and pi."""
+    cos = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    if angle < 1e-6:
+        return np.zeros(3)
+    if np.pi - angle < 1e-4:
+        # Near pi the antisymmetric part vanishes: take the axis from the symmetric part.
+        axis = np.sqrt(np.maximum((np.diag(r) + 1.0) / 2.0, 0.0))
+        i = int(np.argmax(axis))
+        axis[(i + 1) % 3] *= np.sign(r[i, (i + 1) % 3] + 1e-12)
+        axis[(i + 2) % 3] *= np.sign(r[i, (i + 2) % 3] + 1e-12)
+        return axis / np.linalg.norm(axis) * angle
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / (2.0 * np.sin(angle))
+    return axis * angle
+
+
+def mat_from_rotvec(v: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(v))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = np.asarray(v) / angle
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
+
+
+def rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+TOP_DOWN = np.diag([1.0, -1.0, -1.0])
+"""End-effector orientation pointing straight down with yaw 0 (fingers close along world y)."""
+
+
+def top_down(yaw: float) -> np.ndarray:
+    """Top-down gripper orientation whose finger-closing axis is (sin yaw, -cos yaw, 0)."""
+    return rot_z(yaw) @ TOP_DOWN
+
+
+def gripper_yaw(r: np.ndarray) -> float:
+    """Yaw of the finger-closing axis (column 1 of the eef rotation), inverse of `top_down`."""
+    return float(np.arctan2(r[0, 1], -r[1, 1]))
+
+
+def wrap_half_pi(yaw: float, ref: float = 0.0) -> float:
+    """The gripper is symmetric under a half turn: return yaw + k*pi closest to ref."""
+    return float(ref + (yaw - ref + np.pi / 2) % np.pi - np.pi / 2)
+
+
+class Box:
+    """World-frame view of an object's local bounding box at a given pose."""
+
+    def __init__(self, name: str, pose: np.ndarray):
+        self.name = name
+        self.cat = category(name)
+        lo, hi = EXTENTS.get(self.cat, DEFAULT_EXTENT)
+        self.lo, self.hi = np.asarray(lo), np.asarray(hi)
+        self.pos = np.asarray(pose[:3], np.float64)
+        self.rot = quat_wxyz_to_mat(pose[3:7])
+        corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+        world = corners @ self.rot.T + self.pos
+        self.wlo, self.whi = world.min(0), world.max(0)
+        self.centre = (self.rot @ ((self.lo + self.hi) / 2)) + self.pos
+
+    @property
+    def top(self) -> float:
+        return float(self.whi[2])
+
+    @property
+    def bottom(self) -> float:
+        return float(self.wlo[2])
+
+    def horizontal_axes(self) -> list[tuple[np.ndarray, float]]:
+        """The two local axes closest to horizontal: (unit xy direction, full extent along it), short first."""
+        tilt = np.abs(self.rot[2, :])  # |z component| of each local axis in world
+        order = [int(i) for i in np.argsort(tilt)[:2]]
+        axes = []
+        for i in order:
+            d = self.rot[:2, i]
+            n = np.linalg.norm(d)
+            axes.append((d / max(n, 1e-9), float(self.hi[i] - self.lo[i])))
+        return sorted(axes, key=lambda a: a[1])
+
+    def footprint_radius(self) -> float:
+        return float(0.5 * np.linalg.norm(self.whi[:2] - self.wlo[:2]))
