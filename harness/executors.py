@@ -65,6 +65,10 @@ def _worker(policy_name: str, inbox, outbox, parent_pid: int) -> None:
         outbox.put(("done", unit, record))
     if env is not None:
         env.close()
+    # Skip interpreter teardown: robosuite's EGL contexts raise noisy errors from __del__ once EGL is gone.
+    outbox.close()
+    outbox.join_thread()
+    os._exit(0)
 
 
 class LocalPool:

@@ -146,8 +146,8 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
             p.store.write_episode(outcome.unit.key, record)
             finished += 1
             successes += record.success
-            bar.set_postfix_str(f"success {successes / finished:.0%} ({successes}/{finished})")
             bar.update()
+            bar.set_postfix_str(f"success {successes / finished:.0%} ({successes}/{finished})")
         bar.close()
     frames = []
     for p in plans:
