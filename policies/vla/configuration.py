@@ -5,6 +5,15 @@ import dataclasses
 from dataclasses import dataclass
 
 
+def config_from_dict(cls, data: dict):
+    """Build a config dataclass from JSON data; unknown keys are refused with a message naming them."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(fields)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 @dataclass(frozen=True)
 class VLAConfig:
     width: int = 384
@@ -37,13 +46,7 @@ class VLAConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "VLAConfig":
-        """Refuses unknown or mistyped keys with a message naming them."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown VLAConfig field(s) {unknown}; valid: {sorted(fields)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        return config_from_dict(cls, data)
 
 
 SIZES = {

@@ -1,0 +1,47 @@
+"""Typed configuration of the ActDistill student and its training (arXiv 2511.18082, reference code defaults).
+
+Widths that are 512 in the 7B original are scaled to this backbone (`router_width`, `semantic_width`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from policies.vla.configuration import config_from_dict
+
+
+@dataclass(frozen=True)
+class ActDistillConfig:
+    router_width: int = 128
+    """Per-modality projection width of the router (512 for a 4096-wide 7B backbone; scaled to d=384)."""
+    router_dropout: float = 0.1
+    gate_threshold: float = 0.5
+    """Inference: a block runs for a sample iff its gate >= this."""
+    graph_knn: int = 8
+    """Neighbours per token in the graph encapsulation (no self-loops)."""
+    graph_heads: int = 4
+    graph_layers: int = 2
+    graph_width: int = 128
+    """Affinity projection and graph-attention width."""
+    semantic_width: int = 128
+    """Semantic vector width (512 in the original)."""
+    alpha: float = 1.0
+    """Weight of the semantic (graph) distillation loss."""
+    beta: float = 1.0
+    """Weight of the per-block action loss."""
+    eta: float = 0.5
+    """Weight of the batch-structure term inside the semantic loss."""
+    gamma: float = 2.0
+    """Block weights w_l = (l / (L - 1))**gamma, normalised to mean 1: deeper blocks matter more."""
+    balance: float = 0.1
+    """Weight of the balance loss (variance of the per-block mean gates)."""
+    budget: float | None = None
+    """Target fraction of executed blocks (e.g. 0.5), or None for the reference method without it."""
+    budget_weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ActDistillConfig":
+        return config_from_dict(cls, data)
