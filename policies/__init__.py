@@ -6,6 +6,7 @@ from harness.registry import Registry
 POLICIES = Registry(
     "policy",
     {
+        "actdistill": "policies.actdistill.policy:ActDistillPolicy",
         "expert": "policies.expert.policy:ExpertPolicy",
         "noop": "policies.sanity:NoopPolicy",
         "random": "policies.sanity:RandomPolicy",

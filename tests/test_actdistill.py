@@ -117,3 +117,28 @@ def test_graph_probes_train_end_to_end():
     loss.backward()
     assert probes.blocks[0].phi.weight.grad.abs().sum() > 0  # the learned affinity gets gradients
     assert student.router.gates.weight.grad.abs().sum() > 0
+
+
+def test_distillation_end_to_end_exports_a_student_without_graph_modules(tmp_path):
+    from policies.actdistill.train import DistillSchedule, distill
+    from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
+    from policies.vla.train import FeatureSet
+
+    torch.manual_seed(0)
+    n = 24
+    fs = FeatureSet(
+        vision=torch.randn(n, 2, 1280, 2, 2).half(), lang=torch.randn(2, 4, 384), lang_mask=torch.ones(2, 4, dtype=torch.bool),
+        instruction_id=torch.randint(0, 2, (n,)), proprio=torch.randn(n, 8), actions=torch.rand(n, CFG.chunk, 7) * 2 - 1,
+        instructions=["a", "b"],
+    )
+    normalizer = Normalizer.fit(fs.actions.reshape(-1, 7).numpy(), fs.proprio.numpy())
+    save_checkpoint(tmp_path / "teacher", CFG, normalizer, VLA(CFG).state_dict(), {})
+    sch = DistillSchedule(stage1_epochs=1, stage2_epochs=1, batch_size=8, warmup_steps=1)
+    distill(tmp_path / "teacher", fs, tmp_path / "student", ActDistillConfig(**{**ACFG.to_dict(), "budget": 0.5}), sch,
+            log=lambda msg: None)
+    ckpt = load_checkpoint(tmp_path / "student")
+    assert ckpt.meta["actdistill"]["budget"] == 0.5
+    assert any(k.startswith("router.") for k in ckpt.state_dict)
+    assert not any("probe" in k or "phi" in k or "psi" in k or "semantic" in k for k in ckpt.state_dict)
+    student = StudentVLA(CFG, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
+    student.load_state_dict(ckpt.state_dict, strict=True)

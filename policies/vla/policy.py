@@ -9,7 +9,7 @@ import torch
 
 from harness.demos import quat_xyzw_to_axis_angle
 from policies.base import PolicyOutput
-from policies.vla.checkpoint import load_checkpoint, load_state_strict
+from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
 from tasks.base import ObsSpec, Observation, TaskSpec
 
@@ -30,18 +30,27 @@ class VLAPolicy:
     `info["blocks"]` lists the backbone blocks executed (all of them for the teacher).
     """
 
+    default_checkpoint = DEFAULT_TEACHER
+
     def __init__(self, checkpoint: Path | None = None):
-        path = Path(checkpoint or os.environ.get("VLA_CHECKPOINT") or DEFAULT_TEACHER)
+        path = Path(checkpoint or os.environ.get("VLA_CHECKPOINT") or self.default_checkpoint)
         ckpt = load_checkpoint(path)
         self.cfg = ckpt.config
         self.normalizer = ckpt.normalizer
-        self.model = VLA(self.cfg).eval()
+        self.model = self.build_model(ckpt).eval()
         load_state_strict(self.model, ckpt.state_dict, str(path))
         self.encoders = Encoders(self.cfg)
         self.checkpoint_sha256 = ckpt.sha256
         self.obs_spec = ObsSpec(cameras=self.cfg.cameras, resolution=(self.cfg.image_size,) * 2)
         self._lang: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._task: TaskSpec | None = None
+
+    def build_model(self, ckpt: Checkpoint) -> VLA:
+        return VLA(ckpt.config)
+
+    def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
+        """-> normalised action chunk (K, action_dim) and the backbone blocks executed."""
+        return self.model(vision, lang, mask, proprio)[0], list(range(self.cfg.depth))
 
     def reset(self, task: TaskSpec, seed: int) -> None:
         self._task = task
@@ -53,7 +62,7 @@ class VLAPolicy:
         images = torch.from_numpy(np.stack([obs.images[c] for c in self.cfg.cameras]))[None]
         lang, mask = self._lang[self._task.instruction]
         proprio = torch.from_numpy(self.normalizer.normalize_proprio(proprio_vector(obs))[None].astype(np.float32))
-        pred = self.model(self.encoders.vision(images), lang, mask, proprio)[0].numpy()
-        actions = self.normalizer.denormalize_actions(pred)
+        pred, blocks = self.predict(self.encoders.vision(images), lang, mask, proprio)
+        actions = self.normalizer.denormalize_actions(pred.numpy())
         actions[:, -1] = np.where(actions[:, -1] >= 0, 1.0, -1.0)
-        return PolicyOutput(np.clip(actions, -1.0, 1.0), {"blocks": list(range(self.cfg.depth))})
+        return PolicyOutput(np.clip(actions, -1.0, 1.0), {"blocks": blocks})

@@ -106,11 +106,12 @@ def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path) -> Featu
     return features
 
 
-def lr_at(step: int, total: int, tc: TrainConfig) -> float:
-    if step < tc.warmup_steps:
-        return tc.lr * (step + 1) / tc.warmup_steps
-    progress = (step - tc.warmup_steps) / max(1, total - tc.warmup_steps)
-    return tc.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+def cosine_lr(step: int, total: int, base_lr: float, warmup_steps: int) -> float:
+    """Linear warm-up, then cosine decay to 0 at `total` steps."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def batch_loss(model: VLA, fs: FeatureSet, norm_actions: torch.Tensor, norm_proprio: torch.Tensor,
@@ -151,7 +152,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, tc)
+                group["lr"] = cosine_lr(step, total, tc.lr, tc.warmup_steps)
             loss = batch_loss(model, fs, norm_actions, norm_proprio, perm[i * tc.batch_size:(i + 1) * tc.batch_size])
             opt.zero_grad(set_to_none=True)
             loss.backward()
