@@ -23,7 +23,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test demos train-teacher bench-harness clean-venv
+.PHONY: setup eval test demos train-teacher distill bench-harness clean-venv
 
 setup: $(STAMP)
 
@@ -65,9 +65,16 @@ clean-venv:
 FRAME_STRIDE ?= 5
 demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) --episodes $(EPISODES) --tasks "$(TASKS)" --workers $(WORKERS) \
-	  --frame-stride $(FRAME_STRIDE)
+	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(RESULTS)/demos
 
 TEACHER_OUT ?= checkpoints/teacher
 EPOCHS ?= 8
 train-teacher: $(STAMP)
 	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(RESULTS)/demos --out $(TEACHER_OUT) --epochs $(EPOCHS)
+
+TEACHER ?= checkpoints/teacher
+STUDENT_OUT ?= checkpoints/actdistill
+BUDGET ?=
+distill: $(STAMP)
+	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(RESULTS)/demos \
+	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET))

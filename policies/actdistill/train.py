@@ -146,3 +146,30 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
     student = stage2(teacher, probes, t_sem, t_act, fs, norm_actions, norm_proprio, acfg, sch, log)
     meta = {"teacher_sha256": ckpt.sha256, "schedule": asdict(sch), "samples": len(norm_actions)}
     return export(student, nz, out, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from policies.vla.train import cached_features, demo_files
+
+    parser = argparse.ArgumentParser(prog="distill", description="ActDistill: teacher -> routed student")
+    parser.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint folder")
+    parser.add_argument("--suite", required=True, help="suite(s) whose demos to distill on, comma-separated")
+    parser.add_argument("--demos", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--budget", type=float, default=None, help="target fraction of executed blocks")
+    args = parser.parse_args(argv)
+    paths = demo_files(args.demos, args.suite)
+    if not paths:
+        print(f"error: no demo files for {args.suite} under {args.demos}; run `make demos SUITE=...` first", file=sys.stderr)
+        return 2
+    fs = cached_features(paths, load_checkpoint(args.teacher).config, args.demos / "cache")
+    digest = distill(args.teacher, fs, args.out, ActDistillConfig(budget=args.budget), log=lambda m: print(m, flush=True))
+    print(f"student checkpoint {args.out} sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,6 +90,14 @@ def load_demo_files(paths: list[Path], cameras: tuple[str, ...]) -> list[Demo]:
     return demos
 
 
+def demo_files(demos_dir: Path, suites: str) -> list[Path]:
+    """Demo files of comma-separated suites or groups (e.g. "libero_spatial,libero_object")."""
+    from tasks import expand_suites
+
+    names = [s for name in suites.split(",") for s in expand_suites(name.strip())]
+    return sorted(p for s in names for p in (Path(demos_dir) / s).glob("*_demo.hdf5"))
+
+
 def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path) -> FeatureSet:
     """Encoder features for these demo files, computed once and cached by content of the file list + config."""
     key = hashlib.sha256(json.dumps(
@@ -177,18 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from tasks import expand_suites
-
     parser = argparse.ArgumentParser(prog="train-teacher", description="train the compact VLA teacher on demos")
     parser.add_argument("--suite", required=True, help="suite(s), comma-separated, or a group (libero)")
     parser.add_argument("--demos", type=Path, required=True, help="folder with <suite>/*_demo.hdf5")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     args = parser.parse_args(argv)
-    suites = [s for name in args.suite.split(",") for s in expand_suites(name.strip())]
-    paths = sorted(p for s in suites for p in (args.demos / s).glob("*_demo.hdf5"))
+    paths = demo_files(args.demos, args.suite)
     if not paths:
-        print(f"error: no demo files under {args.demos}/{{{','.join(suites)}}}/; run `make demos SUITE=...` first",
+        print(f"error: no demo files for {args.suite} under {args.demos}; run `make demos SUITE=...` first",
               file=sys.stderr)
         return 2
     digest = train(paths, args.out, tc=TrainConfig(epochs=args.epochs), cache_dir=args.demos / "cache",
