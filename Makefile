@@ -12,7 +12,7 @@ BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
 POLICY ?= expert
 SUITE ?= libero_spatial
-EPISODES ?= 50
+EPISODES ?=
 TASKS ?=
 WORKERS ?= $(shell nproc)
 VIDEO ?= 0
@@ -50,7 +50,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 eval: $(STAMP)
-	$(PY) -m harness.cli eval --policy $(POLICY) --suite $(SUITE) --episodes $(EPISODES) --tasks "$(TASKS)" \
+	$(PY) -m harness.cli eval --policy $(POLICY) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
 	  --workers $(WORKERS) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
 test: $(STAMP)
@@ -64,7 +64,7 @@ clean-venv:
 
 FRAME_STRIDE ?= 5
 demos: $(STAMP)
-	$(PY) -m harness.cli demos --suite $(SUITE) --episodes $(EPISODES) --tasks "$(TASKS)" --workers $(WORKERS) \
+	$(PY) -m harness.cli demos --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
 	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(RESULTS)/demos
 
 TEACHER_OUT ?= checkpoints/teacher

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a policy on a suite (resumes an interrupted run)")
     ev.add_argument("--policy", required=True)
     ev.add_argument("--suite", required=True, help="a suite name or a group (libero)")
-    ev.add_argument("--episodes", type=int, default=50, help="init states per task (default 50)")
+    ev.add_argument("--episodes", type=int, default=None, help="init states per task (default: all of the suite's)")
     ev.add_argument("--tasks", type=_task_list, default=None, help="comma-separated task indices (default all)")
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ev.add_argument("--video", type=int, default=0, help="episodes per suite recorded as MP4")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demos = sub.add_parser("demos", help="expert rollouts (successes only) -> HDF5 demonstrations, resumable")
     demos.add_argument("--suite", required=True)
-    demos.add_argument("--episodes", type=int, default=50, help="init states per task (default 50)")
+    demos.add_argument("--episodes", type=int, default=None, help="init states per task (default: all)")
     demos.add_argument("--tasks", type=_task_list, default=None)
     demos.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     demos.add_argument("--frame-stride", type=int, default=5, help="render camera frames every n steps")
@@ -72,7 +72,7 @@ def cmd_eval(args) -> int:
     result = evaluate(req, progress=not args.no_progress)
     episodes = result.episodes
     scope = (
-        f"policy={args.policy} suite={args.suite} episodes/task={args.episodes} seed={args.seed}: success over "
+        f"policy={args.policy} suite={args.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
         f"{len(episodes)} episodes (errors count as failures), wall times on this machine with {args.workers} worker(s)"
     )
     print(format_summary(episodes, scope))

@@ -28,8 +28,8 @@ class UsageError(ValueError):
 class EvalRequest:
     policy: str
     suite: str
-    episodes: int = 50
-    """Init states per task: episode i of a task uses init state i (0 <= i < episodes)."""
+    episodes: int | None = None
+    """Init states per task: episode i of a task uses init state i (0 <= i < episodes); None = all of them."""
     tasks: tuple[int, ...] | None = None
     """Task indices within each suite; None = all."""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -77,13 +77,14 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
         if bad:
             raise UsageError(f"task index {bad[0]} out of range for {suite_name}: valid 0..{len(specs) - 1}")
         n_init = min(t.n_init_states for t in specs)
-        if not 1 <= req.episodes <= n_init:
-            raise UsageError(f"EPISODES must be in 1..{n_init} for {suite_name} (one per init state), got {req.episodes}")
+        episodes = n_init if req.episodes is None else req.episodes
+        if not 1 <= episodes <= n_init:
+            raise UsageError(f"EPISODES must be in 1..{n_init} for {suite_name} (one per init state), got {episodes}")
         store = RunStore(req.results_root, req.policy, policy.checkpoint_sha256, suite_name)
         units = [
             EpisodeUnit(req.policy, policy.checkpoint_sha256, suite_name, t, i, req.seed)
             for t in indices
-            for i in range(req.episodes)
+            for i in range(episodes)
         ]
         done = store.completed_keys()
         todo = [u for u in units if u.key not in done]
@@ -94,7 +95,7 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             "protocol": suite.protocol(),
             "simulator": suite.versions(),
             "invocation": invocation_info(
-                workers=req.workers, episodes=req.episodes, tasks=list(indices), seed=req.seed, video=req.video,
+                workers=req.workers, episodes=episodes, tasks=list(indices), seed=req.seed, video=req.video,
                 trajectories=req.trajectories,
             ),
         }
