@@ -29,8 +29,9 @@ def test_expert_solves_spatial_and_object_and_demos_round_trip(tmp_path):
     for camera in ("agentview", "wrist"):
         frames = demo.images[camera]
         assert frames.shape == (len(demo.frame_index), 64, 64, 3) and frames.std() > 10
-    # The gripper closes during the demo (it picked something up) and the object moved the arm down and up.
-    assert demo.gripper_states[:, 0].min() < 0.03 < demo.gripper_states[:, 0].max()
+    # The fingers close on the object (a 6 cm can stops them at ~3.1 cm each, open is ~3.9 cm) and the arm
+    # travels down and up.
+    assert np.ptp(demo.gripper_states[:, 0]) > 0.005
     assert np.ptp(demo.ee_pos[:, 2]) > 0.1
 
 
