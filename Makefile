@@ -23,7 +23,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test demos train-teacher distill bench-harness clean-venv
+.PHONY: setup eval test demos train-teacher distill bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -78,3 +78,7 @@ BUDGET ?=
 distill: $(STAMP)
 	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(RESULTS)/demos \
 	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET))
+
+# With internet only: ManiSkill's official Bridge assets replace the generated stand-ins.
+assets-simpler: $(STAMP)
+	$(PY) -m tasks.simpler

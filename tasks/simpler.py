@@ -477,3 +477,29 @@ def _resize(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return np.ascontiguousarray(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
+
+
+def download_official_assets() -> int:
+    """`make assets-simpler`, for a machine with internet: fetch ManiSkill's official Bridge assets into the
+    cache, replacing the generated stand-ins (their files and record are removed first, so an interrupted
+    download simply falls back to stand-ins again at the next run)."""
+    import subprocess
+
+    cache = asset_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / STAND_IN_MANIFEST).unlink(missing_ok=True)
+    for written, _ in STAND_INS.values():
+        (cache / written).unlink(missing_ok=True)
+    env = {**os.environ, "MS_ASSET_DIR": str(cache)}
+    for uid in ("bridge_v2_real2sim", "widowx250s"):
+        proc = subprocess.run([sys.executable, "-m", "mani_skill.utils.download_asset", uid, "-y"], env=env)
+        if proc.returncode != 0:
+            print(f"error: downloading SIMPLER asset {uid!r} failed (needs internet); stand-ins stay in use",
+                  file=sys.stderr)
+            return 2
+    print(f"official SIMPLER assets in {cache}; runs now record simpler_assets=official")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(download_official_assets())
