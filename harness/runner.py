@@ -15,7 +15,7 @@ from tqdm import tqdm
 from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 from harness.executors import LocalPool
 from harness.registry import UnknownName
-from harness.store import DEFAULT_RESULTS, RunStore, ensure_writable, invocation_info
+from harness.store import DEFAULT_RESULTS, RunMismatch, RunStore, ensure_writable, invocation_info
 from tasks import expand_suites, make_suite
 from tasks.base import TaskSpec
 
@@ -119,8 +119,6 @@ class EvalResult:
 
 def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
     """Run every missing episode of the request and return all requested episodes."""
-    from harness.store import RunMismatch
-
     plans = plan(req)
     for p in plans:
         try:
