@@ -1,4 +1,4 @@
-"""FLOP counting that a reviewer can trust: what is counted, per module, with attention included.
+"""Profiling a reviewer can trust: FLOPs per module with attention included, and interleaved latency ratios.
 
 Counts come from `torch.utils.flop_counter.FlopCounterMode`, which sees the operators that actually run (so
 data-dependent block skipping is counted as skipped). In torch 2.13 its table has no entry for the CPU attention
@@ -8,9 +8,11 @@ register the standard formula for it: 2·B·H·Lq·Lk·D for Q·Kᵀ plus 2·B·
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,3 +41,27 @@ def flops_by_module(counter: FlopCounterMode, prefixes: dict[str, str]) -> dict[
     names them (root class name, then attribute names). Nested prefixes are not subtracted from each other."""
     counts = counter.get_flop_counts()
     return {name: int(sum(counts.get(path, {}).values())) for name, path in prefixes.items()}
+
+
+def interleaved_latency(fns: dict[str, Callable[[int], object]], calls: int, warmup: int = 10) -> dict[str, np.ndarray]:
+    """Seconds per call of each fn, measured in this process with the calls interleaved (A B A B ...): call i of
+    every fn runs before call i + 1 of any, so drifts of a shared machine hit all of them alike."""
+    for i in range(warmup):
+        for fn in fns.values():
+            fn(i)
+    times = {name: np.empty(calls) for name in fns}
+    for i in range(calls):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(i)
+            times[name][i] = time.perf_counter() - t0
+    return times
+
+
+def speedup_ci(base: np.ndarray, other: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """median(base) / median(other) and its 95% percentile-bootstrap interval; interleaved pairs are resampled
+    together."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(base), size=(n_boot, len(base)))
+    boot = np.median(base[idx], axis=1) / np.median(other[idx], axis=1)
+    return float(np.median(base) / np.median(other)), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))

@@ -40,3 +40,20 @@ def test_torch_alone_misses_cpu_attention():
         model(*_inputs())
     t, d = CFG.n_tokens, CFG.width
     assert ours.get_total_flops() - plain.get_total_flops() == CFG.depth * 4 * t * t * d
+
+
+def test_interleaved_latency_and_speedup_interval():
+    import numpy as np
+
+    from harness.profiling import interleaved_latency, speedup_ci
+
+    order = []
+    times = interleaved_latency({"a": lambda i: order.append(("a", i)), "b": lambda i: order.append(("b", i))},
+                                calls=3, warmup=1)
+    assert order == [("a", 0), ("b", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert times["a"].shape == (3,) and (times["a"] >= 0).all()
+    base = np.full(50, 2.0) + np.linspace(0, 0.1, 50)
+    ratio, lo, hi = speedup_ci(base, base / 2)
+    assert abs(ratio - 2.0) < 1e-9 and lo <= ratio <= hi and hi - lo < 0.05
+    ratio, lo, hi = speedup_ci(base, base)
+    assert ratio == 1.0 and lo <= 1.0 <= hi
