@@ -37,10 +37,16 @@ def flop_counter() -> Iterator[FlopCounterMode]:
 
 
 def flops_by_module(counter: FlopCounterMode, prefixes: dict[str, str]) -> dict[str, int]:
-    """Total FLOPs under each module path prefix, e.g. {"backbone": "VLA.blocks"}; paths as FlopCounterMode
-    names them (root class name, then attribute names). Nested prefixes are not subtracted from each other."""
-    counts = counter.get_flop_counts()
-    return {name: int(sum(counts.get(path, {}).values())) for name, path in prefixes.items()}
+    """Total FLOPs under each module path prefix, e.g. {"backbone": "VLA.blocks"}, with paths as FlopCounterMode
+    names them (root class name, then attribute names). A container never called itself (a ModuleList) has no
+    entry of its own: its outermost called descendants are summed, each counted once."""
+    counts = {path: int(sum(ops.values())) for path, ops in counter.get_flop_counts().items()}
+    out = {}
+    for name, prefix in prefixes.items():
+        under = [p for p in counts if p == prefix or p.startswith(prefix + ".")]
+        outermost = [p for p in under if not any(p.startswith(q + ".") for q in under)]
+        out[name] = sum(counts[p] for p in outermost)
+    return out
 
 
 def interleaved_latency(fns: dict[str, Callable[[int], object]], calls: int, warmup: int = 10) -> dict[str, np.ndarray]:

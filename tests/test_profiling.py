@@ -57,3 +57,19 @@ def test_interleaved_latency_and_speedup_interval():
     assert abs(ratio - 2.0) < 1e-9 and lo <= ratio <= hi and hi - lo < 0.05
     ratio, lo, hi = speedup_ci(base, base)
     assert ratio == 1.0 and lo <= 1.0 <= hi
+
+
+@torch.inference_mode()
+def test_policy_call_flops_group_by_component():
+    """Vision encoder, backbone and head each count under one module name, so reports can split a call."""
+    from policies.vla.model import Encoders
+
+    cfg = VLAConfig(width=64, depth=2, heads=4, chunk=4, vision_grid=4, language_tokens=4, head_hidden=32)
+    encoders, model = Encoders(cfg), VLA(cfg).eval()
+    lang, mask = encoders.instruction(["put the bowl on the plate"])
+    with flop_counter() as counter:
+        model(encoders.vision(torch.zeros(1, 2, 128, 128, 3, dtype=torch.uint8)), lang, mask, torch.zeros(1, 8))
+    parts = flops_by_module(counter, {"vision": "VisionEncoder", "backbone": "VLA.blocks", "head": "VLA.head"})
+    assert parts["backbone"] == cfg.depth * analytic_block_flops(cfg.n_tokens, cfg.width, cfg.mlp_ratio)
+    assert parts["vision"] > 0.9 * (counter.get_total_flops() - parts["backbone"])  # the CNN dominates the rest
+    assert parts["head"] == 2 * cfg.chunk * (cfg.width * cfg.head_hidden + cfg.head_hidden * cfg.action_dim)

@@ -94,6 +94,22 @@ class VLA(nn.Module):
         return self.action_head(self.backbone(h, mask))
 
 
+class VisionEncoder(nn.Module):
+    """Frozen EfficientNet-Lite0 trunk: (B, C, H, W, 3) uint8 upright images -> (B, C, 1280, g, g) pooled maps.
+
+    A module with a `forward` (not a helper method) so that profilers attribute its FLOPs to one name."""
+
+    def __init__(self, cnn: EfficientNetLite0, grid: int):
+        super().__init__()
+        self.cnn, self.grid = cnn, grid
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, c = images.shape[:2]
+        x = images.flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
+        feats = F.adaptive_avg_pool2d(self.cnn.features(x), self.grid)
+        return feats.view(b, c, *feats.shape[1:])
+
+
 class Encoders(nn.Module):
     """The frozen pretrained encoders: camera images -> feature maps, instructions -> token states."""
 
@@ -103,16 +119,13 @@ class Encoders(nn.Module):
         from policies.vla.language import shared_minilm
 
         self.cfg = cfg
-        self.cnn = load_pretrained().requires_grad_(False)
+        self.vision_encoder = VisionEncoder(load_pretrained().requires_grad_(False), cfg.vision_grid)
         self.language = shared_minilm()
 
     @torch.inference_mode()
     def vision(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, H, W, 3) uint8 upright -> (B, C, 1280, g, g) pooled feature maps."""
-        b, c = images.shape[:2]
-        x = images.flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
-        feats = F.adaptive_avg_pool2d(self.cnn.features(x), self.cfg.vision_grid)
-        return feats.view(b, c, *feats.shape[1:])
+        return self.vision_encoder(images)
 
     @torch.inference_mode()
     def instruction(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
