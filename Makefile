@@ -11,6 +11,7 @@ APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libosmesa6
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
 POLICY ?= expert
+CHECKPOINT ?=
 SUITE ?= libero_spatial
 EPISODES ?=
 TASKS ?=
@@ -50,7 +51,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 eval: $(STAMP)
-	$(PY) -m harness.cli eval --policy $(POLICY) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
+	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
 	  --workers $(WORKERS) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
 test: $(STAMP)

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a policy on a suite (resumes an interrupted run)")
     ev.add_argument("--policy", required=True)
     ev.add_argument("--suite", required=True, help="a suite name or a group (libero)")
+    ev.add_argument("--checkpoint", default=None, help="checkpoint folder of a learned policy (default: shipped)")
     ev.add_argument("--episodes", type=int, default=None, help="init states per task (default: all of the suite's)")
     ev.add_argument("--tasks", type=_task_list, default=None, help="comma-separated task indices (default all)")
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -66,8 +67,8 @@ def cmd_eval(args) -> int:
     from harness.runner import EvalRequest, evaluate
 
     req = EvalRequest(
-        policy=args.policy, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
-        video=args.video, seed=args.seed, results_root=args.results, trajectories=args.trajectories,
+        policy=args.policy, suite=args.suite, checkpoint=args.checkpoint, episodes=args.episodes, tasks=args.tasks,
+        workers=args.workers, video=args.video, seed=args.seed, results_root=args.results, trajectories=args.trajectories,
     )
     result = evaluate(req, progress=not args.no_progress)
     episodes = result.episodes

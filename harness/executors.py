@@ -27,13 +27,13 @@ class Outcome:
     crash: str = ""
 
 
-def _worker(policy_name: str, inbox, outbox, parent_pid: int) -> None:
+def _worker(policy_name: str, checkpoint: str | None, inbox, outbox, parent_pid: int) -> None:
     """Run units from `inbox` until None arrives or the parent is gone; reuse one env per task."""
     from harness.episode import run_episode
     from policies import make_policy
     from tasks import make_suite
 
-    policy = make_policy(policy_name)
+    policy = make_policy(policy_name, checkpoint)
     env, env_key = None, None
     while True:
         try:
@@ -74,15 +74,16 @@ def _worker(policy_name: str, inbox, outbox, parent_pid: int) -> None:
 class LocalPool:
     """`workers` processes on this machine."""
 
-    def __init__(self, policy_name: str, workers: int):
+    def __init__(self, policy_name: str, workers: int, checkpoint: str | None = None):
         self.policy_name = policy_name
+        self.checkpoint = checkpoint
         self.workers = workers
         self._ctx = mp.get_context("spawn")
 
     def _start(self, outbox):
         inbox = self._ctx.Queue()
         proc = self._ctx.Process(
-            target=_worker, args=(self.policy_name, inbox, outbox, os.getpid()), daemon=True
+            target=_worker, args=(self.policy_name, self.checkpoint, inbox, outbox, os.getpid()), daemon=True
         )
         proc.start()
         return proc, inbox

@@ -28,6 +28,8 @@ class UsageError(ValueError):
 class EvalRequest:
     policy: str
     suite: str
+    checkpoint: str | None = None
+    """Checkpoint folder of a learned policy; None = its shipped default."""
     episodes: int | None = None
     """Init states per task: episode i of a task uses init state i (0 <= i < episodes); None = all of them."""
     tasks: tuple[int, ...] | None = None
@@ -57,7 +59,7 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
     try:
         POLICIES.check(req.policy)
         suites = expand_suites(req.suite)
-        policy = make_policy(req.policy)
+        policy = make_policy(req.policy, req.checkpoint)
     except (UnknownName, PolicyLoadError) as err:
         raise UsageError(str(err)) from None
     if req.workers < 1:
@@ -139,7 +141,7 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
     if todo:
         bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
         successes = finished = 0
-        for outcome in LocalPool(req.policy, req.workers).run(todo, outputs):
+        for outcome in LocalPool(req.policy, req.workers, req.checkpoint).run(todo, outputs):
             p = by_suite[outcome.unit.suite]
             record = outcome.record or _crash_record(outcome.unit, p.tasks[outcome.unit.task_index], outcome.crash)
             p.store.write_episode(outcome.unit.key, record)

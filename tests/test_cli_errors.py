@@ -33,6 +33,9 @@ def assert_usage_error(proc, *fragments):
         (["--policy", "noop", "--suite", "libero_spatial", "--tasks", "a,b"], ["TASKS must be comma-separated"]),
         (["--policy", "noop", "--suite", "libero_spatial", "--workers", "0"], ["WORKERS must be >= 1"]),
         (["--policy", "nosuchmodule:Thing", "--suite", "libero_spatial"], ["cannot import policy"]),
+        (["--policy", "expert", "--suite", "libero_spatial", "--checkpoint", "x"], ["policy 'expert' takes no checkpoint"]),
+        (["--policy", "teacher", "--suite", "libero_spatial", "--checkpoint", "/nonexistent/ckpt"],
+         ["checkpoint /nonexistent/ckpt: missing model.safetensors"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, fragments):

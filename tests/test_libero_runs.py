@@ -114,3 +114,21 @@ def test_episodes_do_not_depend_on_earlier_episodes_in_the_same_env(tmp_path):
         env.close()
     assert np.abs(finals[0] - finals[2]).max() < 1e-6
     assert np.abs(finals[0][-1] - finals[1][-1]).max() > 1e-3  # a different init state really is different
+
+
+def test_learned_policy_runs_from_a_checkpoint(tmp_path):
+    """An (untrained) teacher checkpoint drives a real episode: images, proprio, chunked actions, block info."""
+    from policies.vla.checkpoint import Normalizer, save_checkpoint
+    from policies.vla.configuration import VLAConfig
+    from policies.vla.model import VLA
+
+    cfg = VLAConfig(width=32, depth=2, heads=2, head_hidden=16)
+    rng = np.random.default_rng(0)
+    normalizer = Normalizer.fit(rng.uniform(-0.5, 0.5, (200, 7)), rng.normal(size=(200, 8)))
+    digest = save_checkpoint(tmp_path / "ckpt", cfg, normalizer, VLA(cfg).state_dict(), {})
+    result = run("teacher", tmp_path / "results", checkpoint=str(tmp_path / "ckpt"))
+    (ep,) = result.episodes.to_dict("records")
+    assert ep["error"] == "" and ep["checkpoint_sha256"] == digest
+    assert ep["policy_calls"] == 28 and ep["renders"] == 2 * 28  # chunks of 8 over 220 steps, two cameras
+    assert all(call["blocks"] == [0, 1] for call in json.loads(ep["calls"]))
+    assert result.run_dirs[0].parent.name == f"teacher-{digest[:12]}"
