@@ -68,6 +68,12 @@ class EpisodeRecord:
     worker_pid: int = 0
     finished_at: float = field(default_factory=time.time)
 
+    @classmethod
+    def for_unit(cls, unit: EpisodeUnit, task, **fields) -> "EpisodeRecord":
+        """A record of `unit` (a TaskSpec gives the task's name and instruction), other fields as given."""
+        return cls(unit.policy, unit.checkpoint_sha256, unit.suite, unit.task_index, task.name, task.instruction,
+                   unit.init_index, unit.seed, **fields)
+
     def row(self) -> dict:
         return asdict(self)
 
@@ -109,10 +115,7 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
     task = env.spec_task
     action_dim = env.action_space.shape[0]
-    rec = EpisodeRecord(
-        unit.policy, unit.checkpoint_sha256, unit.suite, unit.task_index, task.name, task.instruction,
-        unit.init_index, unit.seed, worker_pid=os.getpid(),
-    )
+    rec = EpisodeRecord.for_unit(unit, task, worker_pid=os.getpid())
     calls: list[dict] = []
     frames: list[np.ndarray] = []
     states: list[np.ndarray] = []

@@ -105,13 +105,6 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
     return plans
 
 
-def _crash_record(unit: EpisodeUnit, task: TaskSpec, reason: str) -> EpisodeRecord:
-    return EpisodeRecord(
-        unit.policy, unit.checkpoint_sha256, unit.suite, unit.task_index, task.name, task.instruction,
-        unit.init_index, unit.seed, error=reason,
-    )
-
-
 @dataclass
 class EvalResult:
     episodes: pd.DataFrame
@@ -143,7 +136,9 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
         successes = finished = 0
         for outcome in LocalPool(req.policy, req.workers, req.checkpoint).run(todo, outputs):
             p = by_suite[outcome.unit.suite]
-            record = outcome.record or _crash_record(outcome.unit, p.tasks[outcome.unit.task_index], outcome.crash)
+            record = outcome.record or EpisodeRecord.for_unit(
+                outcome.unit, p.tasks[outcome.unit.task_index], error=outcome.crash
+            )
             p.store.write_episode(outcome.unit.key, record)
             finished += 1
             successes += record.success
