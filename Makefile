@@ -19,12 +19,13 @@ WORKERS ?= $(shell nproc)
 VIDEO ?= 0
 SEED ?= 0
 RESULTS ?= results
+DEMOS ?= $(RESULTS)/demos
 
 export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test demos train-teacher distill bench-harness assets-simpler clean-venv
+.PHONY: setup eval test demos train-teacher distill profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -60,25 +61,34 @@ test: $(STAMP)
 bench-harness: $(STAMP)
 	$(PY) -m harness.cli bench-harness --suite $(SUITE)
 
+BASELINE ?= teacher
+CALLS ?= 100
+THREADS ?= $(shell nproc)
+profile: $(STAMP)
+	$(PY) -m harness.cli profile --policy $(POLICY) --baseline "$(BASELINE)" --suite $(SUITE) --calls $(CALLS) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --threads $(THREADS) --results $(RESULTS)
+
 clean-venv:
 	rm -rf $(VENV)
 
 FRAME_STRIDE ?= 5
 demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
-	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(RESULTS)/demos
+	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(DEMOS)
 
 TEACHER_OUT ?= checkpoints/teacher
 EPOCHS ?= 8
 train-teacher: $(STAMP)
-	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(RESULTS)/demos --out $(TEACHER_OUT) --epochs $(EPOCHS)
+	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) --epochs $(EPOCHS)
 
 TEACHER ?= checkpoints/teacher
 STUDENT_OUT ?= checkpoints/actdistill
-BUDGET ?=
+BUDGET ?= 0.5
+# Ablations: DISTILL_ARGS="--no-graph" or DISTILL_ARGS="--static-blocks 0,2,4,6,8,10"; also --stage2-epochs N.
+DISTILL_ARGS ?=
 distill: $(STAMP)
-	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(RESULTS)/demos \
-	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET))
+	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(DEMOS) \
+	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET)) $(DISTILL_ARGS)
 
 # With internet only: ManiSkill's official Bridge assets replace the generated stand-ins.
 assets-simpler: $(STAMP)

@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "demos")
     demos.add_argument("--no-progress", action="store_true")
 
+    prof = sub.add_parser("profile", help="FLOPs, latency, memory of a policy call vs a baseline; rollout metrics")
+    prof.add_argument("--policy", required=True)
+    prof.add_argument("--baseline", default="teacher", help="policy timed against (interleaved); '' for none")
+    prof.add_argument("--suite", default="libero_spatial", help="suite whose episodes give the observations")
+    prof.add_argument("--checkpoint", default=None)
+    prof.add_argument("--baseline-checkpoint", default=None)
+    prof.add_argument("--calls", type=int, default=100, help="timed calls per policy (>= 100 for the report)")
+    prof.add_argument("--observations", type=int, default=40, help="observations recorded from expert episodes")
+    prof.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (recorded)")
+    prof.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
     bench = sub.add_parser("bench-harness", help="environment throughput: physics, rendering, lazy, workers")
     bench.add_argument("--suite", default="libero_spatial")
     bench.add_argument("--steps", type=int, default=200)
@@ -115,6 +126,32 @@ def cmd_demos(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from harness.policy_profile import ProfileRequest, profile
+    from harness.registry import UnknownName
+    from harness.runner import UsageError
+    from policies import POLICIES
+    from policies.base import PolicyLoadError
+    from tasks import SUITES
+
+    if args.calls < 1 or args.observations < 1 or args.threads < 1:
+        raise UsageError(f"--calls, --observations and --threads must be >= 1, got {args.calls}, "
+                         f"{args.observations}, {args.threads}")
+    req = ProfileRequest(policy=args.policy, baseline=args.baseline or None, suite=args.suite,
+                         checkpoint=args.checkpoint, baseline_checkpoint=args.baseline_checkpoint, calls=args.calls,
+                         observations=args.observations, threads=args.threads, results_root=args.results)
+    try:
+        for name in filter(None, (req.policy, req.baseline)):
+            POLICIES.check(name)
+        SUITES.check(req.suite)
+        report = profile(req, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (UnknownName, PolicyLoadError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    print(report["text"])
+    print(f"written: {', '.join(report['written'])}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from harness.bench import run_bench
 
@@ -127,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"eval": cmd_eval, "demos": cmd_demos, "bench-harness": cmd_bench}[args.command](args)
+        return {"eval": cmd_eval, "demos": cmd_demos, "profile": cmd_profile, "bench-harness": cmd_bench}[args.command](args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -53,6 +53,7 @@ class EpisodeRecord:
     policy_calls: int = 0
     wall_s: float = 0.0
     policy_s: float = 0.0
+    """Inside the policy's `act`, minus the camera rendering it triggered (counted in `render_s`)."""
     physics_s: float = 0.0
     render_s: float = 0.0
     renders: int = 0
@@ -64,7 +65,12 @@ class EpisodeRecord:
     video: str = ""
     trajectory: str = ""
     calls: str = "[]"
-    """JSON list with each policy call's `info` dict (e.g. executed blocks), in call order."""
+    """JSON list with each policy call's `info` dict (e.g. executed `blocks`) plus its latency `policy_s`."""
+    jerk: float = float("nan")
+    """Mean squared jerk of the commanded end-effector translation, (action units / step^3)^2: actions[:, :3]
+    are per-step displacement commands, so jerk is their second difference. NaN below 3 steps."""
+    record_s: float = 0.0
+    """Time spent on the harness's own per-call records (info, latency, jerk, serialisation): its overhead."""
     worker_pid: int = 0
     finished_at: float = field(default_factory=time.time)
 
@@ -111,6 +117,14 @@ def _json_default(value):
     return str(value)
 
 
+def mean_squared_jerk(actions: np.ndarray) -> float:
+    """(T, >=3) commanded actions -> mean squared second difference of the translation commands (see
+    `EpisodeRecord.jerk`)."""
+    if len(actions) < 3:
+        return float("nan")
+    return float((np.diff(actions[:, :3], n=2, axis=0) ** 2).sum(axis=1).mean())
+
+
 def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs = EpisodeOutputs()) -> EpisodeRecord:
     """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
     task = env.spec_task
@@ -120,6 +134,7 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     frames: list[np.ndarray] = []
     states: list[np.ndarray] = []
     executed: list[np.ndarray] = []
+    commanded: list[np.ndarray] = []
     start = time.perf_counter()
     try:
         obs, _ = env.reset(seed=unit.seed, options={"init_index": unit.init_index})
@@ -128,12 +143,18 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
             frames.append(env.render())
         done = False
         while not done:
-            t0 = time.perf_counter()
+            t0, rendered_before = time.perf_counter(), env.timers.render_s
             out = policy.act(obs)
-            rec.policy_s += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            # Cameras render lazily inside `act` when the policy first reads them: that time is render time.
+            policy_s = (t1 - t0) - (env.timers.render_s - rendered_before)
+            rec.policy_s += policy_s
             rec.policy_calls += 1
-            calls.append(dict(out.info))
-            for action in check_actions(out.actions, action_dim):
+            calls.append({**out.info, "policy_s": policy_s})
+            chunk = check_actions(out.actions, action_dim)
+            commanded.append(chunk)
+            rec.record_s += time.perf_counter() - t1
+            for action in chunk:
                 if outputs.trajectory is not None:
                     states.append(env.state())
                     executed.append(action)
@@ -153,7 +174,10 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     rec.physics_s = env.timers.physics_s
     rec.render_s = env.timers.render_s
     rec.renders = env.timers.renders
+    t0 = time.perf_counter()
     rec.calls = json.dumps(calls, default=_json_default)
+    rec.jerk = mean_squared_jerk(np.concatenate(commanded)[:rec.steps]) if commanded else float("nan")
+    rec.record_s += time.perf_counter() - t0
     if outputs.video is not None and frames:
         rec.video = write_video(outputs.video, frames, fps=env.metadata.get("render_fps", 20))
     if outputs.trajectory is not None and states:

@@ -27,13 +27,23 @@ class Outcome:
     crash: str = ""
 
 
-def _worker(policy_name: str, checkpoint: str | None, inbox, outbox, parent_pid: int) -> None:
+def threads_per_worker(workers: int) -> int:
+    """torch threads of each worker: the cores shared out, so that workers never oversubscribe the CPU (OpenMP
+    threads spinning against each other made a policy call ~10x slower here)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _worker(policy_name: str, checkpoint: str | None, threads: int, inbox, outbox, parent_pid: int) -> None:
     """Run units from `inbox` until None arrives or the parent is gone; reuse one env per task."""
+    import sys
+
     from harness.episode import run_episode
     from policies import make_policy
     from tasks import make_suite
 
     policy = make_policy(policy_name, checkpoint)
+    if "torch" in sys.modules:  # only learned policies load torch; scripted ones need not pay for the import
+        sys.modules["torch"].set_num_threads(threads)
     env, env_key = None, None
     while True:
         try:
@@ -83,7 +93,8 @@ class LocalPool:
     def _start(self, outbox):
         inbox = self._ctx.Queue()
         proc = self._ctx.Process(
-            target=_worker, args=(self.policy_name, self.checkpoint, inbox, outbox, os.getpid()), daemon=True
+            target=_worker, daemon=True,
+            args=(self.policy_name, self.checkpoint, threads_per_worker(self.workers), inbox, outbox, os.getpid()),
         )
         proc.start()
         return proc, inbox

@@ -1,4 +1,5 @@
-"""Profiling a reviewer can trust: FLOPs per module with attention included, and interleaved latency ratios.
+"""Profiling a reviewer can trust: FLOPs per module with attention included, executed FLOPs from block masks,
+peak tensor memory, and interleaved latency ratios. `harness.policy_profile` composes these into `make profile`.
 
 Counts come from `torch.utils.flop_counter.FlopCounterMode`, which sees the operators that actually run (so
 data-dependent block skipping is counted as skipped). In torch 2.13 its table has no entry for the CPU attention
@@ -9,11 +10,15 @@ register the standard formula for it: 2·B·H·Lq·Lk·D for Q·Kᵀ plus 2·B·
 from __future__ import annotations
 
 import time
+import weakref
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -47,6 +52,54 @@ def flops_by_module(counter: FlopCounterMode, prefixes: dict[str, str]) -> dict[
         outermost = [p for p in under if not any(p.startswith(q + ".") for q in under)]
         out[name] = sum(counts[p] for p in outermost)
     return out
+
+
+@dataclass(frozen=True)
+class BlockCosts:
+    """A cost (FLOPs of one call at batch 1, or parameters) split into `fixed`, everything outside the backbone
+    (encoders, projections, router, head), and `blocks[i]`, backbone block i. Measured once per checkpoint, it
+    gives what a call executed from the blocks it ran (`info["blocks"]`), with no counting during evaluation."""
+
+    fixed: int
+    blocks: tuple[int, ...]
+
+    def executed(self, blocks: Sequence[int]) -> int:
+        return self.fixed + sum(self.blocks[b] for b in blocks)
+
+    def backbone_fraction(self, blocks: Sequence[int]) -> float:
+        """Share of the full backbone's cost that `blocks` make up."""
+        return sum(self.blocks[b] for b in blocks) / sum(self.blocks)
+
+
+class PeakTensorMemory(TorchDispatchMode):
+    """Peak bytes of tensors created inside the context and alive at the same time (activations and outputs;
+    weights and inputs that existed before are not counted). Tracked per storage at the operator level, so
+    scratch buffers internal to one kernel are not seen. Read `.peak` after the context."""
+
+    def __init__(self):
+        super().__init__()
+        self.current = self.peak = 0
+        self._live: dict[int, weakref.ref] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                self._track(t.untyped_storage())
+        return out
+
+    def _track(self, storage) -> None:
+        key = storage._cdata
+        if key in self._live:  # a view of a tensor already counted
+            return
+        nbytes = storage.nbytes()
+        self._live[key] = weakref.ref(storage, lambda _, k=key, n=nbytes: self._free(k, n))
+        self.current += nbytes
+        self.peak = max(self.peak, self.current)
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self._live.pop(key, None)
+        self.current -= nbytes
 
 
 def interleaved_latency(fns: dict[str, Callable[[int], object]], calls: int, warmup: int = 10) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
-from harness.executors import LocalPool
+from harness.executors import LocalPool, threads_per_worker
 from harness.registry import UnknownName
 from harness.store import DEFAULT_RESULTS, RunMismatch, RunStore, ensure_writable, invocation_info
 from tasks import expand_suites, make_suite
@@ -97,8 +97,8 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             "protocol": suite.protocol(),
             "simulator": suite.versions(),
             "invocation": invocation_info(
-                workers=req.workers, episodes=episodes, tasks=list(indices), seed=req.seed, video=req.video,
-                trajectories=req.trajectories,
+                workers=req.workers, torch_threads_per_worker=threads_per_worker(req.workers), episodes=episodes,
+                tasks=list(indices), seed=req.seed, video=req.video, trajectories=req.trajectories,
             ),
         }
         plans.append(SuitePlan(store, {t.index: t for t in specs}, units, todo, manifest))

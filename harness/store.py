@@ -108,7 +108,7 @@ def _git(*args: str) -> str:
         return ""
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -134,7 +134,7 @@ def invocation_info(**settings) -> dict:
         "versions": {"python": platform.python_version(), **packages},
         "machine": {
             "hostname": socket.gethostname(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
             "mujoco_gl": os.environ.get("MUJOCO_GL", ""),

@@ -35,3 +35,19 @@ class Policy(Protocol):
         """Start a new episode of `task` (instruction, suite, step limit); `seed` makes sampling repeatable."""
 
     def act(self, obs: Observation) -> PolicyOutput: ...
+
+
+class Profilable(Protocol):
+    """Optional hooks of learned policies for `make profile` (`harness.policy_profile`)."""
+
+    def flop_components(self) -> dict[str, str]:
+        """Component (vision, backbone, head) -> module path prefix as `FlopCounterMode` names it in one `act`."""
+
+    def flop_costs(self, obs: Observation):
+        """`harness.profiling.BlockCosts` of FLOPs of one call at batch 1: fixed part and one entry per block."""
+
+    def parameter_costs(self):
+        """`BlockCosts` of parameters."""
+
+    def instruction_flops(self, instruction: str) -> int:
+        """FLOPs of encoding an instruction (paid once per episode)."""

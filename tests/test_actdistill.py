@@ -27,7 +27,7 @@ def test_student_starts_as_the_teacher():
     student = StudentVLA.from_teacher(teacher, ACFG).eval()
     with torch.no_grad():
         student.router.gates.bias.fill_(10.0)  # all gates on
-        a, executed = student.act(*_inputs())
+        a, executed = student(*_inputs())
         assert executed.all()
         torch.testing.assert_close(a, teacher(*_inputs()))
 
@@ -49,7 +49,7 @@ def test_hard_gates_skip_blocks_per_sample():
             return g
 
         student.gates = gates
-        _, executed = student.act(*_inputs())
+        _, executed = student(*_inputs())
     assert executed.tolist() == [[True, False, False, False], [True, False, True, True], [True, False, False, False]]
     assert calls == [(0, 3), (2, 1), (3, 1)]  # skipped blocks never ran; partial blocks ran on one row
 
@@ -91,6 +91,25 @@ def test_loss_terms_match_hand_computation():
     budget = (0.5 - 0.25) ** 2
     assert abs(total.item() - (0.5 + act + 2.0 * balance + 3.0 * budget)) < 1e-5
     assert abs(parts["gate_mean"] - 0.5) < 1e-6
+    under = ActDistillConfig(alpha=0.0, beta=1.0, balance=2.0, budget=0.6, budget_weight=3.0)
+    total, _ = distillation_loss(torch.tensor(0.5), sv, sv, a_student, a_teacher, a_gt, gates, under)
+    assert abs(total.item() - (0.5 + act + 2.0 * balance)) < 1e-5  # within budget: no penalty
+
+
+def test_straight_through_gates_train_what_inference_runs():
+    """Forward: the hard decision (a skipped block is skipped in training too); backward: the soft gate's gradient."""
+    student = StudentVLA.from_teacher(VLA(CFG), ACFG)
+    soft = torch.tensor([[0.9, 0.2, 0.6, 0.4]], requires_grad=True)
+    applied = student.training_gates(soft)
+    assert applied.tolist() == [[1.0, 0.0, 1.0, 0.0]]
+    (applied * torch.arange(4.0)).sum().backward()
+    assert soft.grad.tolist() == [[0.0, 1.0, 2.0, 3.0]]
+    vision, lang, mask, proprio = _inputs(1)
+    with torch.no_grad():
+        h0, m = student.embed(vision, lang, mask, proprio)
+        trained = student.backbone_soft(h0, m, applied.detach())[-1]
+        run, _ = student.backbone_hard(h0, m, soft.detach())
+    torch.testing.assert_close(trained, run)
 
 
 def test_knn_graph_has_no_self_loops_or_padded_neighbours():
@@ -110,7 +129,7 @@ def test_graph_probes_train_end_to_end():
     probes = BlockProbes(CFG, ACFG)
     vision, lang, mask, proprio = _inputs()
     h0, m = student.embed(vision, lang, mask, proprio)
-    states = student.backbone_soft(h0, m, student.gates(h0, m))
+    states = student.backbone_soft(h0, m, student.training_gates(student.gates(h0, m)))
     sem, actions = probes(states, m)
     assert sem.shape == (3, CFG.depth, ACFG.semantic_width) and actions.shape == (3, CFG.depth, CFG.chunk, 7)
     loss = F.mse_loss(actions, torch.zeros_like(actions))
@@ -142,3 +161,37 @@ def test_distillation_end_to_end_exports_a_student_without_graph_modules(tmp_pat
     assert not any("probe" in k or "phi" in k or "psi" in k or "semantic" in k for k in ckpt.state_dict)
     student = StudentVLA(CFG, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
     student.load_state_dict(ckpt.state_dict, strict=True)
+    # Resuming: a second run with one more epoch reuses stage 1 and continues after the saved epoch.
+    logs = []
+    distill(tmp_path / "teacher", fs, tmp_path / "student", ActDistillConfig(**{**ACFG.to_dict(), "budget": 0.5}),
+            DistillSchedule(stage1_epochs=1, stage2_epochs=2, batch_size=8, warmup_steps=1), log=logs.append)
+    assert "stage 1: loaded cached teacher targets" in logs and "stage 2: resuming after epoch 1" in logs
+    assert sum(m.startswith("stage 2 epoch 2/2 done") for m in logs) == 1
+    assert len(load_checkpoint(tmp_path / "student").meta["history"]) == 2
+
+
+def test_ablations_distil_without_graph_and_with_static_blocks(tmp_path):
+    from policies.actdistill.train import DistillSchedule, distill
+    from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
+    from policies.vla.train import FeatureSet
+
+    torch.manual_seed(0)
+    n = 16
+    fs = FeatureSet(
+        vision=torch.randn(n, 2, 1280, 2, 2).half(), lang=torch.randn(1, 4, 384), lang_mask=torch.ones(1, 4, dtype=torch.bool),
+        instruction_id=torch.zeros(n, dtype=torch.long), proprio=torch.randn(n, 8),
+        actions=torch.rand(n, CFG.chunk, 7) * 2 - 1, instructions=["a"],
+    )
+    save_checkpoint(tmp_path / "teacher", CFG, Normalizer.fit(fs.actions.reshape(-1, 7).numpy(), fs.proprio.numpy()),
+                    VLA(CFG).state_dict(), {})
+    acfg = ActDistillConfig(**{**ACFG.to_dict(), "graph": False, "static_blocks": (0, 2)})
+    logs = []
+    distill(tmp_path / "teacher", fs, tmp_path / "static", acfg,
+            DistillSchedule(stage1_epochs=1, stage2_epochs=1, batch_size=8, warmup_steps=1), log=logs.append)
+    assert not any(m.startswith("stage 1 epoch") for m in logs)  # no probes to train without the graph
+    ckpt = load_checkpoint(tmp_path / "static")
+    student = StudentVLA(CFG, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
+    student.load_state_dict(ckpt.state_dict, strict=True)
+    with torch.no_grad():
+        _, executed = student(*_inputs())
+    assert executed.tolist() == [[True, False, True, False]] * 3

@@ -132,3 +132,20 @@ def test_learned_policy_runs_from_a_checkpoint(tmp_path):
     assert ep["policy_calls"] == 28 and ep["renders"] == 2 * 28  # chunks of 8 over 220 steps, two cameras
     assert all(call["blocks"] == [0, 1] for call in json.loads(ep["calls"]))
     assert result.run_dirs[0].parent.name == f"teacher-{digest[:12]}"
+
+
+def test_shipped_checkpoints_run_real_episodes(tmp_path):
+    """`make eval POLICY=teacher|actdistill` out of the box: the shipped checkpoints verify, the student was distilled
+    from the shipped teacher and holds no training-only graph modules, and both drive a real episode."""
+    from policies.vla.checkpoint import load_checkpoint
+
+    teacher, student = load_checkpoint(REPO / "checkpoints" / "teacher"), load_checkpoint(REPO / "checkpoints" / "actdistill")
+    assert student.meta["teacher_sha256"] == teacher.sha256
+    assert not any(k.startswith(("probes.", "blocks.0.phi")) or ".semantic." in k for k in student.state_dict)
+    for name, ckpt in (("teacher", teacher), ("actdistill", student)):
+        (ep,) = run(name, tmp_path / name).episodes.to_dict("records")
+        assert ep["error"] == "" and ep["checkpoint_sha256"] == ckpt.sha256 and ep["policy_calls"] >= 1
+        blocks = [call["blocks"] for call in json.loads(ep["calls"])]
+        assert all(set(b) <= set(range(ckpt.config.depth)) for b in blocks)
+        if name == "teacher":
+            assert all(b == list(range(ckpt.config.depth)) for b in blocks)

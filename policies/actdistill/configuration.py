@@ -35,9 +35,18 @@ class ActDistillConfig:
     """Block weights w_l = (l / (L - 1))**gamma, normalised to mean 1: deeper blocks matter more."""
     balance: float = 0.1
     """Weight of the balance loss (variance of the per-block mean gates)."""
+    straight_through: bool = True
+    """Ours: train with hard gates in the forward pass and soft-gate gradients (straight-through estimator), so
+    that training sees the skips inference makes. False: the reference's soft gates (thresholded only at
+    inference, a train/test mismatch whenever a gate is far from 0 or 1)."""
     budget: float | None = None
-    """Target fraction of executed blocks (e.g. 0.5), or None for the reference method without it."""
+    """Most fraction of blocks to execute (e.g. 0.5), or None for the reference method without it. Ours: the
+    balance loss evens gates across blocks but does not say how many run."""
     budget_weight: float = 1.0
+    graph: bool = True
+    """False: ablation without graph encapsulation, distilling only the teacher's final actions."""
+    static_blocks: tuple[int, ...] | None = None
+    """Ablation: these blocks always run and the others never (no routing); None: the router decides."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

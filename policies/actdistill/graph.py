@@ -31,7 +31,16 @@ def knn_graph(phi: torch.Tensor, psi: torch.Tensor, mask: torch.Tensor, k: int) 
     return idx, torch.log_softmax(top, dim=-1)
 
 
+def dense_edges(idx: torch.Tensor, log_w: torch.Tensor, t: int) -> torch.Tensor:
+    """Neighbour lists (B, T, k) and their log weights -> (B, T, T) log edge weights, -inf where no edge."""
+    full = torch.full((*idx.shape[:2], t), float("-inf"), dtype=log_w.dtype, device=log_w.device)
+    return full.scatter(-1, idx, log_w)
+
+
 class GraphAttention(nn.Module):
+    """GAT layer over a sparse graph, computed densely: with T ~ 60 tokens a (B, H, T, T) masked attention is far
+    cheaper on a CPU than gathering k neighbour vectors per node, and it is the same function."""
+
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads, self.head_dim = heads, width // heads
@@ -39,16 +48,14 @@ class GraphAttention(nn.Module):
         self.att_src = nn.Parameter(torch.randn(heads, self.head_dim) * 0.1)
         self.att_dst = nn.Parameter(torch.randn(heads, self.head_dim) * 0.1)
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, width); idx, log_w: (B, T, k) -> (B, T, width)."""
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, width); edges: (B, T, T) log edge weights from node i to neighbour j, -inf for none."""
         b, t, _ = x.shape
-        k = idx.shape[-1]
-        z = self.proj(x).view(b, t, self.heads, self.head_dim)
-        neighbours = torch.gather(z, 1, idx.reshape(b, t * k, 1, 1).expand(-1, -1, self.heads, self.head_dim))
-        neighbours = neighbours.view(b, t, k, self.heads, self.head_dim)
-        logits = (z * self.att_dst).sum(-1)[:, :, None] + (neighbours * self.att_src).sum(-1)  # (B, T, k, H)
-        alpha = torch.softmax(F.leaky_relu(logits, 0.2) + log_w[..., None], dim=2)
-        out = (alpha[..., None] * neighbours).sum(2).reshape(b, t, -1)
+        z = self.proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        dst = (z * self.att_dst[:, None]).sum(-1)
+        src = (z * self.att_src[:, None]).sum(-1)
+        logits = F.leaky_relu(dst[..., :, None] + src[..., None, :], 0.2) + edges[:, None]
+        out = (torch.softmax(logits, dim=-1) @ z).transpose(1, 2).reshape(b, t, -1)
         return F.elu(out) + x
 
 
@@ -70,9 +77,9 @@ class GraphEncapsulation(nn.Module):
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.inp(h)
-        idx, log_w = knn_graph(self.phi(x), self.psi(x), mask, self.k)
+        edges = dense_edges(*knn_graph(self.phi(x), self.psi(x), mask, self.k), x.shape[1])
         for layer in self.layers:
-            x = layer(x, idx, log_w)
+            x = layer(x, edges)
         weights = torch.softmax(self.pool(x).squeeze(-1).masked_fill(~mask, float("-inf")), dim=-1)
         s = self.semantic((weights[..., None] * x).sum(1))
         return s, self.action(s).view(-1, self.chunk, self.action_dim)

@@ -5,8 +5,9 @@ For block l with student semantic vector s_l, teacher semantic vector t_l, block
     L_act,l = MSE(a_l, a_gt) + MSE(a_l, a_teacher,l) + MSE(a_l, a_{l-1}.detach())   (last term for l >= 1)
     w_l = (l / (L - 1))**gamma, normalised to mean 1
     total = task + sum_l w_l (alpha L_sem,l + beta L_act,l) + balance · Var_l(mean_b g_l) [+ budget term]
-The budget term, budget_weight · (mean gate - target)², is ours: the balance loss evens gates across blocks but
-does not say how many blocks run.
+The budget term, budget_weight · max(0, mean gate - budget)², is ours: the balance loss evens gates across blocks
+but does not say how many blocks run. Given straight-through gates (`StudentVLA.training_gates`), the mean is the
+fraction of blocks that really ran, and the gradient reaches the soft gates.
 """
 from __future__ import annotations
 
@@ -45,8 +46,21 @@ def balance_loss(gates: torch.Tensor) -> torch.Tensor:
     return gates.mean(0).var(unbiased=False)
 
 
-def budget_loss(gates: torch.Tensor, target: float) -> torch.Tensor:
-    return (gates.mean() - target) ** 2
+def budget_loss(gates: torch.Tensor, budget: float) -> torch.Tensor:
+    """Zero while at most `budget` of the gates are on (on average), quadratic above."""
+    return torch.relu(gates.mean() - budget) ** 2
+
+
+def gate_terms(gates: torch.Tensor, cfg: ActDistillConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """balance · Var_l(mean_b g_l) [+ budget_weight · budget term], and their logged values."""
+    balance = balance_loss(gates)
+    loss = cfg.balance * balance
+    parts = {"balance": balance.item(), "gate_mean": gates.mean().item()}
+    if cfg.budget is not None:
+        b = budget_loss(gates, cfg.budget)
+        loss = loss + cfg.budget_weight * b
+        parts["budget"] = b.item()
+    return loss, parts
 
 
 def distillation_loss(task: torch.Tensor, s_student: torch.Tensor, s_teacher: torch.Tensor, a_student: torch.Tensor,
@@ -60,11 +74,15 @@ def distillation_loss(task: torch.Tensor, s_student: torch.Tensor, s_teacher: to
         action_loss(a_student[:, l], a_gt, a_teacher[:, l], a_student[:, l - 1] if l > 0 else None)
         for l in range(depth)
     ])
-    total = task + (w * (cfg.alpha * sem + cfg.beta * act)).sum() + cfg.balance * balance_loss(gates)
-    parts = {"task": task.item(), "sem": sem.mean().item(), "act": act.mean().item(),
-             "balance": balance_loss(gates).item(), "gate_mean": gates.mean().item()}
-    if cfg.budget is not None:
-        b = budget_loss(gates, cfg.budget)
-        total = total + cfg.budget_weight * b
-        parts["budget"] = b.item()
-    return total, parts
+    gate_loss, gate_parts = gate_terms(gates, cfg)
+    total = task + (w * (cfg.alpha * sem + cfg.beta * act)).sum() + gate_loss
+    return total, {"task": task.item(), "sem": sem.mean().item(), "act": act.mean().item(), **gate_parts}
+
+
+def output_distillation_loss(task: torch.Tensor, a_student: torch.Tensor, a_teacher: torch.Tensor,
+                             gates: torch.Tensor, cfg: ActDistillConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The no-graph ablation: task + beta · MSE(student actions, teacher actions) + the gate terms.
+    a_*: (B, K, A) final action chunks."""
+    out = F.mse_loss(a_student, a_teacher)
+    gate_loss, gate_parts = gate_terms(gates, cfg)
+    return task + cfg.beta * out + gate_loss, {"task": task.item(), "out": out.item(), **gate_parts}

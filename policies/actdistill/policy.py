@@ -23,5 +23,5 @@ class ActDistillPolicy(VLAPolicy):
         return StudentVLA(ckpt.config, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
 
     def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
-        actions, executed = self.model.act(vision, lang, mask, proprio)
+        actions, executed = self.model(vision, lang, mask, proprio)
         return actions[0], torch.nonzero(executed[0]).flatten().tolist()

@@ -7,7 +7,9 @@ sigmoid gate.
 Training uses soft gates on each block's residual update, h <- h + g·(block(h) - h). (The reference code scales
 the whole block output, residual included, by the gate; that does not match skipping at inference, where a
 skipped block leaves h unchanged, so we gate the update: g = 0 is exactly a skip.) Inference uses hard gates,
-g >= threshold, and a block runs only on the rows of the batch whose gate is on.
+g >= threshold, and a block runs only on the rows of the batch whose gate is on. By default (ours, see
+`ActDistillConfig.straight_through`) training already applies the hard decision in the forward pass, with the soft
+gate's gradient, so the network trained is the network run.
 """
 from __future__ import annotations
 
@@ -58,10 +60,23 @@ class StudentVLA(VLA):
         return len(self.cfg.cameras) * self.cfg.vision_grid**2
 
     def gates(self, h0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) gates in [0, 1]: the router's, or fixed 0/1 for a static-blocks student (the ablation)."""
+        if self.acfg.static_blocks is not None:
+            fixed = torch.zeros(self.cfg.depth, dtype=h0.dtype, device=h0.device)
+            fixed[list(self.acfg.static_blocks)] = 1.0
+            return fixed.expand(h0.shape[0], -1)
         return self.router(h0, mask, self.cfg.language_tokens, self.n_vision)
 
+    def training_gates(self, gates: torch.Tensor) -> torch.Tensor:
+        """Gates as training applies them: soft, or with `straight_through` the inference decision
+        (gate >= threshold) in the forward pass and the soft gate's gradient in the backward pass."""
+        if not self.acfg.straight_through:
+            return gates
+        return (gates >= self.acfg.gate_threshold).to(gates.dtype) + gates - gates.detach()
+
     def backbone_soft(self, h: torch.Tensor, mask: torch.Tensor, gates: torch.Tensor) -> list[torch.Tensor]:
-        """Training: every block runs, its update scaled by its gate. Returns the hidden state after each block."""
+        """Training: every block runs, its update scaled by its gate (`training_gates`). Returns the hidden state
+        after each block."""
         states = []
         for i, block in enumerate(self.blocks):
             h = h + gates[:, i, None, None] * block.update(h, mask)
@@ -80,12 +95,10 @@ class StudentVLA(VLA):
                 h[rows] = block(h[rows], mask[rows])
         return h, on
 
-    def forward(self, vision, lang, lang_mask, proprio) -> torch.Tensor:
-        """Inference path (hard gates); see `act` for the blocks executed."""
-        return self.act(vision, lang, lang_mask, proprio)[0]
-
-    def act(self, vision, lang, lang_mask, proprio) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (normalised actions (B, K, action_dim), executed blocks (B, L) bool)."""
+    def forward(self, vision, lang, lang_mask, proprio) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference path (hard gates) -> (normalised actions (B, K, action_dim), executed blocks (B, L) bool).
+        Unlike the teacher's, it also returns which blocks ran; it is `forward` so that profilers attribute the
+        blocks' FLOPs to `StudentVLA.blocks`."""
         h0, mask = self.embed(vision, lang, lang_mask, proprio)
         h, executed = self.backbone_hard(h0, mask, self.gates(h0, mask))
         return self.action_head(h), executed

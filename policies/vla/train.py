@@ -53,7 +53,7 @@ class FeatureSet:
     instructions: list[str]
 
 
-def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch: int = 64) -> FeatureSet:
+def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch: int = 64, log=print) -> FeatureSet:
     instructions = sorted({d.instruction for d in demos})
     lang, lang_mask = encoders.instruction(instructions)
     vision, inst, proprio, chunks = [], [], [], []
@@ -64,7 +64,9 @@ def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch:
             vision.append(encoders.vision(torch.from_numpy(np.stack(pending))).to(torch.float16))
             pending.clear()
 
-    for d in demos:
+    for i, d in enumerate(demos):
+        if i % 50 == 0:
+            log(f"encoding frames: demo {i}/{len(demos)}")
         prop = d.proprio
         padded = np.concatenate([d.actions, np.repeat(d.actions[-1:], cfg.chunk, axis=0)])
         for f, t in enumerate(d.frame_index):
@@ -98,7 +100,7 @@ def demo_files(demos_dir: Path, suites: str) -> list[Path]:
     return sorted(p for s in names for p in (Path(demos_dir) / s).glob("*_demo.hdf5"))
 
 
-def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path) -> FeatureSet:
+def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path, log=print) -> FeatureSet:
     """Encoder features for these demo files, computed once and cached by content of the file list + config."""
     key = hashlib.sha256(json.dumps(
         [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(paths)] + [cfg.to_dict()], default=str
@@ -106,7 +108,8 @@ def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path) -> Featu
     cache = Path(cache_dir) / f"features-{key}.pt"
     if cache.exists():
         return FeatureSet(**torch.load(cache, weights_only=False))
-    features = build_features(load_demo_files(paths, cfg.cameras), cfg, Encoders(cfg))
+    log(f"caching frozen-encoder features of {len(paths)} demo file(s) in {cache}")
+    features = build_features(load_demo_files(paths, cfg.cameras), cfg, Encoders(cfg), log=log)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     torch.save(vars(features), tmp)
@@ -134,7 +137,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
     """Train a teacher; resumes from `out/train_state.pt` if present. Returns the checkpoint's sha256."""
     torch.manual_seed(tc.seed)
     out = Path(out)
-    fs = cached_features(demo_paths, cfg, cache_dir or out / "cache")
+    fs = cached_features(demo_paths, cfg, cache_dir or out / "cache", log=log)
     normalizer = Normalizer.fit(fs.actions.reshape(-1, cfg.action_dim).numpy(), fs.proprio.numpy())
     norm_actions = torch.from_numpy(normalizer.normalize_actions(fs.actions.numpy()).astype(np.float32))
     norm_proprio = torch.from_numpy(normalizer.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
