@@ -77,7 +77,7 @@ demos: $(STAMP)
 	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(DEMOS)
 
 TEACHER_OUT ?= checkpoints/teacher
-EPOCHS ?= 8
+EPOCHS ?= 6
 train-teacher: $(STAMP)
 	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) --epochs $(EPOCHS)
 

@@ -36,13 +36,24 @@ class Normalizer:
     action_high: np.ndarray
     proprio_mean: np.ndarray
     proprio_std: np.ndarray
+    gripper_levels: np.ndarray = field(default_factory=lambda: np.array([-1.0, 1.0], np.float32))
+    """The discrete gripper commands of the training data; a predicted gripper value snaps to the nearest.
+    Official LIBERO data is binary (-1 open, +1 close); our expert also commands 0 (hold the current opening)
+    while pre-shaping the fingers, and snapping that to +1 closes the gripper before the grasp."""
 
     @classmethod
     def fit(cls, actions: np.ndarray, proprio: np.ndarray) -> "Normalizer":
         low, high = np.percentile(actions, 1, axis=0), np.percentile(actions, 99, axis=0)
-        # The gripper is binary (-1/+1): keep its natural range instead of percentiles that may coincide.
+        # The gripper is discrete in [-1, 1]: keep its natural range instead of percentiles that may coincide.
         low[-1], high[-1] = -1.0, 1.0
-        return cls(low, np.maximum(high, low + 1e-6), proprio.mean(0), proprio.std(0) + 1e-6)
+        levels = np.unique(actions[:, -1])
+        levels = levels if len(levels) <= 3 else np.array([-1.0, 1.0])
+        return cls(low, np.maximum(high, low + 1e-6), proprio.mean(0), proprio.std(0) + 1e-6, levels)
+
+    def snap_gripper(self, g: np.ndarray) -> np.ndarray:
+        """Continuous gripper predictions -> the nearest level in `gripper_levels`."""
+        levels = np.asarray(self.gripper_levels, np.float64)
+        return levels[np.abs(np.asarray(g, np.float64)[..., None] - levels).argmin(-1)]
 
     def normalize_actions(self, a):
         return np.clip(2 * (a - self.action_low) / (self.action_high - self.action_low) - 1, -1, 1)

@@ -27,7 +27,8 @@ def proprio_vector(obs: Observation) -> np.ndarray:
 class VLAPolicy:
     """Runs at batch 1 under `torch.inference_mode`; executes the whole predicted chunk open loop.
 
-    The gripper dimension is regressed continuously and snapped to -1/+1 (the simulators' binary command).
+    The gripper dimension is regressed continuously and snapped to the nearest command level of the training
+    data (`Normalizer.gripper_levels`: -1/+1, plus 0 = hold for our expert's demonstrations).
     `info["blocks"]` lists the backbone blocks executed (all of them for the teacher).
     """
 
@@ -65,7 +66,7 @@ class VLAPolicy:
         proprio = torch.from_numpy(self.normalizer.normalize_proprio(proprio_vector(obs))[None].astype(np.float32))
         pred, blocks = self.predict(self.encoders.vision(images), lang, mask, proprio)
         actions = self.normalizer.denormalize_actions(pred.numpy())
-        actions[:, -1] = np.where(actions[:, -1] >= 0, 1.0, -1.0)
+        actions[:, -1] = self.normalizer.snap_gripper(actions[:, -1])
         return PolicyOutput(np.clip(actions, -1.0, 1.0), {"blocks": blocks})
 
     # Profiling hooks (the optional `policies.base.Profilable` protocol), used by `harness.policy_profile`.

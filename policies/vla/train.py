@@ -25,7 +25,7 @@ from policies.vla.model import VLA, Encoders
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 0.05
