@@ -106,20 +106,23 @@ def record_observations(suite_name: str, spec: ObsSpec, count: int, root: Path, 
     return out
 
 
-def _call(policy, rec: Recorded):
-    policy.reset(rec.task, 0)  # instruction embeddings are cached by the policy: a lookup after the first time
-    return policy.act(rec.observation())
+def _prepare(policy, rec: Recorded) -> Observation:
+    """Reset `policy` to the observation's task (instruction embeddings are cached: a lookup after the first
+    time) and return the observation."""
+    policy.reset(rec.task, 0)
+    return rec.observation()
 
 
 def call_costs(policy, recorded: list[Recorded], costs: BlockCosts) -> dict:
     """FLOPs by component (mean per call, counted live), the largest relative error of the block table `costs`
     against the live totals, executed backbone fraction, parameters and peak tensor memory, over `recorded`."""
     components = policy.flop_components()
-    per_call, table_error, fractions, executed_blocks = [], 0.0, [], []
+    params = policy.parameter_costs()
+    per_call, table_error, fractions, executed_blocks, executed_params = [], 0.0, [], [], []
     for rec in recorded:
-        policy.reset(rec.task, 0)
+        obs = _prepare(policy, rec)
         with flop_counter() as counter:
-            out = policy.act(rec.observation())
+            out = policy.act(obs)
         total = counter.get_total_flops()
         parts = flops_by_module(counter, components)
         parts["other"] = total - sum(parts.values())
@@ -127,16 +130,16 @@ def call_costs(policy, recorded: list[Recorded], costs: BlockCosts) -> dict:
         per_call.append(parts)
         blocks = out.info["blocks"]
         executed_blocks.append(len(blocks))
+        executed_params.append(params.executed(blocks))
         table_error = max(table_error, abs(costs.executed(blocks) - total) / total)
         fractions.append(costs.backbone_fraction(blocks))
     chunk = len(np.atleast_2d(out.actions))
     memory = 0
     for rec in recorded[:5]:
-        policy.reset(rec.task, 0)
+        obs = _prepare(policy, rec)
         with torch.inference_mode(), PeakTensorMemory() as peak:
-            policy.act(rec.observation())
+            policy.act(obs)
         memory = max(memory, peak.peak)
-    params = policy.parameter_costs()
     mean_blocks = float(np.mean(executed_blocks))
     flops = pd.DataFrame(per_call).mean().to_dict()
     return {
@@ -151,14 +154,9 @@ def call_costs(policy, recorded: list[Recorded], costs: BlockCosts) -> dict:
         "executed_blocks_mean": mean_blocks,
         "depth": len(costs.blocks),
         "params_total_m": (params.fixed + sum(params.blocks)) / 1e6,
-        "params_executed_m": (params.fixed + mean_blocks * float(np.mean(params.blocks))) / 1e6,
+        "params_executed_m": float(np.mean(executed_params)) / 1e6,
         "peak_activation_mb": memory / 2**20,
     }
-
-
-def _prepare(policy, rec: Recorded) -> Observation:
-    policy.reset(rec.task, 0)
-    return rec.observation()
 
 
 def episode_metrics(episodes: pd.DataFrame, costs: BlockCosts) -> pd.DataFrame:
@@ -166,10 +164,11 @@ def episode_metrics(episodes: pd.DataFrame, costs: BlockCosts) -> pd.DataFrame:
     blocks and the block table), steps, time split, jerk and recording overhead."""
     rows = []
     for ep in episodes.itertuples():
-        blocks = [c["blocks"] for c in json.loads(ep.calls) if "blocks" in c]
+        calls = json.loads(ep.calls)
+        blocks = [c["blocks"] for c in calls if "blocks" in c]
         rows.append({
             "task": ep.task_index, "init": ep.init_index, "success": bool(ep.success), "steps": ep.steps,
-            "calls": len(json.loads(ep.calls)), "error": bool(ep.error),
+            "calls": len(calls), "error": bool(ep.error),
             "exec_frac": float(np.mean([costs.backbone_fraction(b) for b in blocks])) if blocks else np.nan,
             "exec_blocks": float(sum(map(len, blocks))), "block_slots": float(len(blocks) * len(costs.blocks)),
             "gflops": sum(costs.executed(b) for b in blocks) / 1e9,
@@ -229,7 +228,7 @@ def profile(req: ProfileRequest, log=print) -> dict:
     log(f"timing {' vs '.join(policies)} interleaved, {req.calls} calls each …")
     with torch.inference_mode():
         times = interleaved_latency(
-            {name: (lambda i, p=pol: _call(p, recorded[i % len(recorded)])) for name, pol in policies.items()},
+            {name: (lambda i, p=pol: p.act(_prepare(p, recorded[i % len(recorded)]))) for name, pol in policies.items()},
             calls=req.calls, warmup=req.warmup)
     for name, t in times.items():
         report["policies"][name].update(latency_ms_median=1e3 * float(np.median(t)),
@@ -296,5 +295,5 @@ def format_report(report: dict, req: ProfileRequest) -> str:
         parts.append(f"{name} rollouts ({report['suite']}, {int(table.iloc[-1]['episodes'])} episodes, "
                      f"{int(table.iloc[-1]['calls'])} recorded calls; exec/GF from each call's executed blocks; "
                      f"time shares of episode wall time; jerk in (action units/step^3)^2):")
-        parts.append(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+        parts.append(table.to_string(index=False, float_format=fmt))
     return "\n".join(parts)

@@ -28,7 +28,7 @@ from policies.actdistill.losses import distillation_loss, output_distillation_lo
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import CheckpointError, Normalizer, load_checkpoint, load_state_strict, save_checkpoint
 from policies.vla.model import VLA
-from policies.vla.train import FeatureSet, cosine_lr
+from policies.vla.train import FeatureSet, cosine_lr, save_atomic
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,6 @@ def _batches(n: int, size: int, seed: int):
 def _inputs(fs: FeatureSet, norm_proprio: torch.Tensor, idx: torch.Tensor):
     inst = fs.instruction_id[idx]
     return fs.vision[idx].float(), fs.lang[inst], fs.lang_mask[inst], norm_proprio[idx]
-
-
-def _save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDistillConfig, sch: DistillSchedule,
@@ -183,7 +177,7 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
         mean = {k: float(np.mean([p[k] for p in parts_log])) for k in parts_log[0]}
         history.append({"epoch": epoch + 1, "seconds": time.time() - t0, **mean})
         if state_path is not None:
-            _save({"student": student.state_dict(), "probes": probes.state_dict() if probes else None,
+            save_atomic({"student": student.state_dict(), "probes": probes.state_dict() if probes else None,
                    "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
         log(f"stage 2 epoch {epoch + 1}/{sch.stage2_epochs} done ({time.time() - t0:.0f} s): "
             + " ".join(f"{k} {v:.4f}" for k, v in mean.items()))
@@ -216,7 +210,7 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
         log("stage 1: loaded cached teacher targets")
     else:
         targets = stage1(teacher, fs, norm_actions, norm_proprio, acfg, sch, log)
-        _save({"key": key, "targets": vars(targets)}, stage1_path)
+        save_atomic({"key": key, "targets": vars(targets)}, stage1_path)
     student, history = stage2(teacher, targets, fs, norm_actions, norm_proprio, acfg, sch, out / "train_state.pt", log)
     meta = {"teacher_sha256": ckpt.sha256, "schedule": asdict(sch), "samples": len(norm_actions), "history": history}
     return export(student, nz, out, meta)

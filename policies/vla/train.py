@@ -83,6 +83,13 @@ def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch:
     )
 
 
+def save_atomic(obj, path: Path) -> None:
+    """torch.save under a temporary name, then rename: a killed run never leaves a truncated file."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def load_demo_files(paths: list[Path], cameras: tuple[str, ...]) -> list[Demo]:
     demos = []
     for path in paths:
@@ -111,9 +118,7 @@ def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path, log=prin
     log(f"caching frozen-encoder features of {len(paths)} demo file(s) in {cache}")
     features = build_features(load_demo_files(paths, cfg.cameras), cfg, Encoders(cfg), log=log)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save(vars(features), tmp)
-    tmp.replace(cache)
+    save_atomic(vars(features), cache)
     return features
 
 
@@ -174,10 +179,8 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
                 log(f"epoch {epoch + 1}/{tc.epochs} step {i}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
                     f"({(i + 1) * tc.batch_size / (time.time() - t0):.0f} samples/s)")
         history.append({"epoch": epoch + 1, "l1": float(np.mean(losses)), "seconds": time.time() - t0})
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                    "history": history}, tmp)
-        tmp.replace(state_path)
+        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                     "history": history}, state_path)
         log(f"epoch {epoch + 1} done: mean L1 {history[-1]['l1']:.4f} in {history[-1]['seconds']:.0f} s")
     meta = {"train": asdict(tc), "history": history, "samples": n, "instructions": fs.instructions,
             "demo_files": [str(p) for p in demo_paths]}
