@@ -25,7 +25,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup eval test demos train-teacher distill profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test demos train-teacher distill ablations profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -76,19 +76,26 @@ demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
 	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(DEMOS)
 
-TEACHER_OUT ?= checkpoints/teacher
+# Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).
+TEACHER_OUT ?= checkpoints/teacher/$(SUITE)
 EPOCHS ?= 6
 train-teacher: $(STAMP)
 	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) --epochs $(EPOCHS)
 
-TEACHER ?= checkpoints/teacher
-STUDENT_OUT ?= checkpoints/actdistill
+TEACHER ?= checkpoints/teacher/$(SUITE)
+STUDENT_OUT ?= checkpoints/actdistill/$(SUITE)
 BUDGET ?= 0.5
-# Ablations: DISTILL_ARGS="--no-graph" or DISTILL_ARGS="--static-blocks 0,2,4,6,8,10"; also --stage2-epochs N.
+BUDGET_WEIGHT ?= 1
+# More options: DISTILL_ARGS="--no-graph", "--static-blocks 0,2,4", "--stage2-epochs N" (`make ablations` runs both).
 DISTILL_ARGS ?=
 distill: $(STAMP)
 	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(DEMOS) \
-	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET)) $(DISTILL_ARGS)
+	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET) --budget-weight $(BUDGET_WEIGHT)) $(DISTILL_ARGS)
+
+# The shipped student against no-graph and static-router variants, distilled and evaluated alike (EPISODES per task).
+ablations: $(STAMP)
+	$(PY) -m policies.actdistill.ablations --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
+	  --workers $(WORKERS) --results $(RESULTS)
 
 # With internet only: ManiSkill's official Bridge assets replace the generated stand-ins.
 assets-simpler: $(STAMP)

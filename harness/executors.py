@@ -33,17 +33,16 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _worker(policy_name: str, checkpoint: str | None, threads: int, inbox, outbox, parent_pid: int) -> None:
-    """Run units from `inbox` until None arrives or the parent is gone; reuse one env per task."""
+def _worker(policy_name: str, checkpoints: dict[str, str | None], threads: int, inbox, outbox, parent_pid: int) -> None:
+    """Run units from `inbox` until None arrives or the parent is gone; one policy per suite (loaded from
+    `checkpoints[suite]`), one env per task, both reused."""
     import sys
 
     from harness.episode import run_episode
     from policies import make_policy
     from tasks import make_suite
 
-    policy = make_policy(policy_name, checkpoint)
-    if "torch" in sys.modules:  # only learned policies load torch; scripted ones need not pay for the import
-        sys.modules["torch"].set_num_threads(threads)
+    policies = {}
     env, env_key = None, None
     while True:
         try:
@@ -57,6 +56,11 @@ def _worker(policy_name: str, checkpoint: str | None, threads: int, inbox, outbo
         unit, outputs = msg
         key = (unit.suite, unit.task_index)
         try:
+            if unit.suite not in policies:
+                policies[unit.suite] = make_policy(policy_name, checkpoints.get(unit.suite), unit.suite)
+                if "torch" in sys.modules:  # only learned policies load torch; scripted ones need not pay for it
+                    sys.modules["torch"].set_num_threads(threads)
+            policy = policies[unit.suite]
             if env_key != key:
                 if env is not None:
                     env.close()
@@ -84,9 +88,10 @@ def _worker(policy_name: str, checkpoint: str | None, threads: int, inbox, outbo
 class LocalPool:
     """`workers` processes on this machine."""
 
-    def __init__(self, policy_name: str, workers: int, checkpoint: str | None = None):
+    def __init__(self, policy_name: str, workers: int, checkpoints: dict[str, str | None] | None = None):
+        """checkpoints: suite -> checkpoint folder of a learned policy (a suite not named: the policy's default)."""
         self.policy_name = policy_name
-        self.checkpoint = checkpoint
+        self.checkpoints = dict(checkpoints or {})
         self.workers = workers
         self._ctx = mp.get_context("spawn")
 
@@ -94,7 +99,7 @@ class LocalPool:
         inbox = self._ctx.Queue()
         proc = self._ctx.Process(
             target=_worker, daemon=True,
-            args=(self.policy_name, self.checkpoint, threads_per_worker(self.workers), inbox, outbox, os.getpid()),
+            args=(self.policy_name, self.checkpoints, threads_per_worker(self.workers), inbox, outbox, os.getpid()),
         )
         proc.start()
         return proc, inbox

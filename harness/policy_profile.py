@@ -113,6 +113,11 @@ def _prepare(policy, rec: Recorded) -> Observation:
     return rec.observation()
 
 
+def block_costs(policy, rec: Recorded) -> BlockCosts:
+    """The policy's FLOP block table (`Profilable.flop_costs`), counted on one recorded observation."""
+    return policy.flop_costs(_prepare(policy, rec))
+
+
 def call_costs(policy, recorded: list[Recorded], costs: BlockCosts) -> dict:
     """FLOPs by component (mean per call, counted live), the largest relative error of the block table `costs`
     against the live totals, executed backbone fraction, parameters and peak tensor memory, over `recorded`."""
@@ -206,7 +211,7 @@ def profile(req: ProfileRequest, log=print) -> dict:
     names = {req.policy: req.checkpoint}
     if req.baseline and req.baseline != req.policy:
         names[req.baseline] = req.baseline_checkpoint
-    policies = {name: make_policy(name, ckpt) for name, ckpt in names.items()}
+    policies = {name: make_policy(name, ckpt, req.suite) for name, ckpt in names.items()}
     for name, pol in policies.items():
         if not hasattr(pol, "flop_costs"):
             raise ValueError(f"policy {name!r} has no profiling hooks (flop_costs); profile a learned policy")
@@ -222,7 +227,7 @@ def profile(req: ProfileRequest, log=print) -> dict:
     costs_by_policy = {}
     for name, pol in policies.items():
         log(f"counting FLOPs and memory of {name} …")
-        costs_by_policy[name] = pol.flop_costs(_prepare(pol, recorded[0]))
+        costs_by_policy[name] = block_costs(pol, recorded[0])
         report["policies"][name] = {"checkpoint_sha256": pol.checkpoint_sha256,
                                     **call_costs(pol, recorded, costs_by_policy[name])}
     log(f"timing {' vs '.join(policies)} interleaved, {req.calls} calls each …")

@@ -45,6 +45,8 @@ class EvalRequest:
 
 @dataclass
 class SuitePlan:
+    checkpoint: str | None
+    """The checkpoint folder the suite's episodes load (the policy's shipped one for the suite by default)."""
     store: RunStore
     tasks: dict[int, TaskSpec]
     units: list[EpisodeUnit]
@@ -54,14 +56,29 @@ class SuitePlan:
 
 def plan(req: EvalRequest) -> list[SuitePlan]:
     from policies import POLICIES, make_policy
-    from policies.base import PolicyLoadError
+    from policies.base import NoShippedCheckpoint, PolicyLoadError
 
     try:
         POLICIES.check(req.policy)
         suites = expand_suites(req.suite)
-        policy = make_policy(req.policy, req.checkpoint)
-    except (UnknownName, PolicyLoadError) as err:
+    except UnknownName as err:
         raise UsageError(str(err)) from None
+    policies, missing = {}, []
+    for s in suites:
+        try:
+            policies[s] = make_policy(req.policy, req.checkpoint, s)
+        except NoShippedCheckpoint as err:
+            # A group (SUITE=libero) runs the suites the policy ships checkpoints for and says which it skips.
+            if len(suites) == 1:
+                raise UsageError(str(err)) from None
+            missing.append(s)
+        except (UnknownName, PolicyLoadError) as err:
+            raise UsageError(str(err)) from None
+    if not policies:
+        raise UsageError(f"no shipped {req.policy} checkpoint for any suite of {req.suite!r} ({', '.join(suites)})")
+    if missing:
+        print(f"warning: no shipped {req.policy} checkpoint for {', '.join(missing)}: skipped (pass CHECKPOINT=<folder>)")
+    suites = tuple(policies)
     if req.workers < 1:
         raise UsageError(f"WORKERS must be >= 1, got {req.workers}")
     if req.video < 0:
@@ -82,6 +99,8 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
         episodes = n_init if req.episodes is None else req.episodes
         if not 1 <= episodes <= n_init:
             raise UsageError(f"EPISODES must be in 1..{n_init} for {suite_name} (one per init state), got {episodes}")
+        policy = policies[suite_name]
+        checkpoint = str(policy.checkpoint) if getattr(policy, "checkpoint", None) else None
         store = RunStore(req.results_root, req.policy, policy.checkpoint_sha256, suite_name)
         units = [
             EpisodeUnit(req.policy, policy.checkpoint_sha256, suite_name, t, i, req.seed)
@@ -99,9 +118,10 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             "invocation": invocation_info(
                 workers=req.workers, torch_threads_per_worker=threads_per_worker(req.workers), episodes=episodes,
                 tasks=list(indices), seed=req.seed, video=req.video, trajectories=req.trajectories,
+                checkpoint=checkpoint,
             ),
         }
-        plans.append(SuitePlan(store, {t.index: t for t in specs}, units, todo, manifest))
+        plans.append(SuitePlan(checkpoint, store, {t.index: t for t in specs}, units, todo, manifest))
     return plans
 
 
@@ -134,7 +154,8 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
     if todo:
         bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
         successes = finished = 0
-        for outcome in LocalPool(req.policy, req.workers, req.checkpoint).run(todo, outputs):
+        checkpoints = {p.store.dir.name: p.checkpoint for p in plans}
+        for outcome in LocalPool(req.policy, req.workers, checkpoints).run(todo, outputs):
             p = by_suite[outcome.unit.suite]
             record = outcome.record or EpisodeRecord.for_unit(
                 outcome.unit, p.tasks[outcome.unit.task_index], error=outcome.crash

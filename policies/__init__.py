@@ -17,14 +17,18 @@ POLICIES = Registry(
 )
 
 
-def make_policy(name: str, checkpoint: str | None = None):
-    """Instantiate a registered policy, from `checkpoint` when given (learned policies take a checkpoint
-    folder; scripted ones none). UnknownName lists the valid names; PolicyLoadError says what is wrong."""
+def make_policy(name: str, checkpoint: str | None = None, suite: str | None = None):
+    """Instantiate a registered policy for `suite`: learned policies load `checkpoint` (a folder) or, without
+    one, the checkpoint they ship for that suite (`shipped_checkpoint`); scripted ones take neither.
+    UnknownName lists the valid names; PolicyLoadError says what is wrong in one line."""
     from policies.base import PolicyLoadError
 
     cls = POLICIES.load(name)
-    if not checkpoint:
-        return cls()
-    if "checkpoint" not in inspect.signature(cls).parameters:
+    takes_checkpoint = "checkpoint" in inspect.signature(cls).parameters
+    if checkpoint and not takes_checkpoint:
         raise PolicyLoadError(f"policy {name!r} takes no checkpoint (got {checkpoint!r})")
+    if not takes_checkpoint:
+        return cls()
+    if not checkpoint and hasattr(cls, "shipped_checkpoint"):
+        checkpoint = cls.shipped_checkpoint(suite)
     return cls(checkpoint=checkpoint)

@@ -18,6 +18,10 @@ class PolicyLoadError(ValueError):
     """A policy cannot be built (missing or incompatible checkpoint); the message is one line for the user."""
 
 
+class NoShippedCheckpoint(PolicyLoadError):
+    """A learned policy ships no checkpoint for the requested suite (and none was given)."""
+
+
 @dataclass
 class PolicyOutput:
     actions: np.ndarray

@@ -1,6 +1,7 @@
 """ActDistill pieces: hard gates really skip blocks, loss terms match hand computation, the graph probe runs."""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -152,22 +153,33 @@ def test_distillation_end_to_end_exports_a_student_without_graph_modules(tmp_pat
     )
     normalizer = Normalizer.fit(fs.actions.reshape(-1, 7).numpy(), fs.proprio.numpy())
     save_checkpoint(tmp_path / "teacher", CFG, normalizer, VLA(CFG).state_dict(), {})
-    sch = DistillSchedule(stage1_epochs=1, stage2_epochs=1, batch_size=8, warmup_steps=1)
-    distill(tmp_path / "teacher", fs, tmp_path / "student", ActDistillConfig(**{**ACFG.to_dict(), "budget": 0.5}), sch,
-            log=lambda msg: None)
+    sch = DistillSchedule(stage1_epochs=1, stage2_epochs=2, batch_size=8, warmup_steps=1)
+    acfg = ActDistillConfig(**{**ACFG.to_dict(), "budget": 0.5})
+
+    def killed_after_epoch_1(msg):
+        if msg.startswith("stage 2 epoch 1/2 done"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(tmp_path / "teacher", fs, tmp_path / "student", acfg, sch, log=killed_after_epoch_1)
+    # Resuming the killed run reuses stage 1 and continues after the saved epoch.
+    logs = []
+    distill(tmp_path / "teacher", fs, tmp_path / "student", acfg, sch, log=logs.append)
+    assert "stage 1: loaded cached teacher targets" in logs and "stage 2: resuming after epoch 1" in logs
+    assert sum(m.startswith("stage 2 epoch 2/2 done") for m in logs) == 1
     ckpt = load_checkpoint(tmp_path / "student")
     assert ckpt.meta["actdistill"]["budget"] == 0.5
     assert any(k.startswith("router.") for k in ckpt.state_dict)
     assert not any("probe" in k or "phi" in k or "psi" in k or "semantic" in k for k in ckpt.state_dict)
     student = StudentVLA(CFG, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
     student.load_state_dict(ckpt.state_dict, strict=True)
-    # Resuming: a second run with one more epoch reuses stage 1 and continues after the saved epoch.
+    assert len(ckpt.meta["history"]) == 2
+    # Another budget is another run: stage 1 is reused (it does not depend on the budget), stage 2 starts over.
     logs = []
-    distill(tmp_path / "teacher", fs, tmp_path / "student", ActDistillConfig(**{**ACFG.to_dict(), "budget": 0.5}),
-            DistillSchedule(stage1_epochs=1, stage2_epochs=2, batch_size=8, warmup_steps=1), log=logs.append)
-    assert "stage 1: loaded cached teacher targets" in logs and "stage 2: resuming after epoch 1" in logs
-    assert sum(m.startswith("stage 2 epoch 2/2 done") for m in logs) == 1
-    assert len(load_checkpoint(tmp_path / "student").meta["history"]) == 2
+    distill(tmp_path / "teacher", fs, tmp_path / "student", ActDistillConfig(**{**acfg.to_dict(), "budget": 0.3}), sch,
+            log=logs.append)
+    assert "stage 1: loaded cached teacher targets" in logs and not any("resuming" in m for m in logs)
+    assert any("from another run" in m for m in logs)
 
 
 def test_ablations_distil_without_graph_and_with_static_blocks(tmp_path):

@@ -134,18 +134,42 @@ def test_learned_policy_runs_from_a_checkpoint(tmp_path):
     assert result.run_dirs[0].parent.name == f"teacher-{digest[:12]}"
 
 
-def test_shipped_checkpoints_run_real_episodes(tmp_path):
-    """`make eval POLICY=teacher|actdistill` out of the box: the shipped checkpoints verify, the student was distilled
-    from the shipped teacher and holds no training-only graph modules, and both drive a real episode."""
+SHIPPED_SUITES = sorted(p.parent.name for p in (REPO / "checkpoints" / "actdistill").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("suite", SHIPPED_SUITES)
+def test_shipped_checkpoints_run_real_episodes(tmp_path, suite):
+    """`make eval POLICY=teacher|actdistill SUITE=<suite>` out of the box: the suite's shipped checkpoints verify,
+    the student was distilled from the shipped teacher and holds no training-only graph modules, and both drive
+    a real episode of the suite."""
     from policies.vla.checkpoint import load_checkpoint
 
-    teacher, student = load_checkpoint(REPO / "checkpoints" / "teacher"), load_checkpoint(REPO / "checkpoints" / "actdistill")
+    teacher = load_checkpoint(REPO / "checkpoints" / "teacher" / suite)
+    student = load_checkpoint(REPO / "checkpoints" / "actdistill" / suite)
     assert student.meta["teacher_sha256"] == teacher.sha256
     assert not any(k.startswith(("probes.", "blocks.0.phi")) or ".semantic." in k for k in student.state_dict)
     for name, ckpt in (("teacher", teacher), ("actdistill", student)):
-        (ep,) = run(name, tmp_path / name).episodes.to_dict("records")
+        (ep,) = run(name, tmp_path / name, suite=suite).episodes.to_dict("records")
         assert ep["error"] == "" and ep["checkpoint_sha256"] == ckpt.sha256 and ep["policy_calls"] >= 1
         blocks = [call["blocks"] for call in json.loads(ep["calls"])]
         assert all(set(b) <= set(range(ckpt.config.depth)) for b in blocks)
         if name == "teacher":
             assert all(b == list(range(ckpt.config.depth)) for b in blocks)
+
+
+def test_suite_without_shipped_checkpoint_is_a_usage_error(tmp_path):
+    from harness.runner import UsageError
+
+    with pytest.raises(UsageError, match=r"no shipped teacher checkpoint for suite 'libero_10'; shipped for: .*libero_spatial"):
+        run("teacher", tmp_path, suite="libero_10")
+
+
+def test_group_runs_the_suites_with_shipped_checkpoints(tmp_path, capsys):
+    from harness.runner import plan
+    from tasks.protocol import LIBERO_STANDARD
+
+    plans = plan(EvalRequest(policy="teacher", suite="libero", results_root=tmp_path, episodes=1))
+    shipped = [s for s in LIBERO_STANDARD if (REPO / "checkpoints" / "teacher" / s / "config.json").exists()]
+    assert shipped and [p.store.dir.name for p in plans] == shipped
+    assert all(p.checkpoint == str(REPO / "checkpoints" / "teacher" / p.store.dir.name) for p in plans)
+    assert "libero_10: skipped" in capsys.readouterr().out

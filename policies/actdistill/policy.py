@@ -11,11 +11,10 @@ from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import Checkpoint, CheckpointError
 from policies.vla.policy import REPO, VLAPolicy
 
-DEFAULT_STUDENT = REPO / "checkpoints" / "actdistill"
-
 
 class ActDistillPolicy(VLAPolicy):
-    default_checkpoint = DEFAULT_STUDENT
+    shipped = REPO / "checkpoints" / "actdistill"
+    train_command = "make distill"
 
     def build_model(self, ckpt: Checkpoint) -> StudentVLA:
         if "actdistill" not in ckpt.meta:

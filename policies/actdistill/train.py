@@ -28,7 +28,7 @@ from policies.actdistill.losses import distillation_loss, output_distillation_lo
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import CheckpointError, Normalizer, load_checkpoint, load_state_strict, save_checkpoint
 from policies.vla.model import VLA
-from policies.vla.train import FeatureSet, cosine_lr, save_atomic
+from policies.vla.train import FeatureSet, cosine_lr, load_resumable, save_atomic
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,11 @@ def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDi
 
 
 def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDistillConfig,
-           sch: DistillSchedule, state_path: Path | None = None, log=print) -> tuple[StudentVLA, list[dict]]:
-    """Distil into the routed student; resumes from `state_path` (saved after every epoch) when it exists.
-    Returns the student and the per-epoch loss history."""
+           sch: DistillSchedule, state_path: Path | None = None, run_key: dict | None = None,
+           log=print) -> tuple[StudentVLA, list[dict]]:
+    """Distil into the routed student; resumes from `state_path` (saved after every epoch) when it holds a run of
+    the same `run_key` (teacher, data), config and schedule, else starts over. Returns the student and the
+    per-epoch loss history."""
     student = StudentVLA.from_teacher(teacher, acfg).train()
     probes = None
     params = [{"params": student.parameters(), "base": sch.lr}]
@@ -136,8 +138,9 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
     opt = torch.optim.AdamW(params, lr=sch.lr, weight_decay=0.01)
     trainable = [p for group in params for p in group["params"]]
     start, history = 0, []
-    if state_path is not None and state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+    key = {**(run_key or {}), "acfg": acfg.to_dict(), "schedule": asdict(sch)}
+    state = load_resumable(state_path, key, log) if state_path is not None else None
+    if state is not None:
         load_state_strict(student, state["student"], str(state_path))
         if probes is not None:
             probes.load_state_dict(state["probes"])
@@ -177,11 +180,18 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
         mean = {k: float(np.mean([p[k] for p in parts_log])) for k in parts_log[0]}
         history.append({"epoch": epoch + 1, "seconds": time.time() - t0, **mean})
         if state_path is not None:
-            save_atomic({"student": student.state_dict(), "probes": probes.state_dict() if probes else None,
-                   "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
+            save_atomic({"key": key, "student": student.state_dict(), "probes": probes.state_dict() if probes else None,
+                         "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
         log(f"stage 2 epoch {epoch + 1}/{sch.stage2_epochs} done ({time.time() - t0:.0f} s): "
             + " ".join(f"{k} {v:.4f}" for k, v in mean.items()))
     return student.eval(), history
+
+
+def stage1_key(teacher_sha256: str, samples: int, acfg: ActDistillConfig, sch: DistillSchedule) -> dict:
+    """What stage 1's cached targets depend on: teacher, data, probe architecture and stage-1 schedule."""
+    probe = ("graph", "graph_knn", "graph_heads", "graph_layers", "graph_width", "semantic_width")
+    return {"teacher_sha256": teacher_sha256, "samples": samples, "probe": {k: getattr(acfg, k) for k in probe},
+            "schedule": (sch.stage1_epochs, sch.batch_size, sch.probe_lr, sch.warmup_steps, sch.seed)}
 
 
 def export(student: StudentVLA, normalizer: Normalizer, out: Path, meta: dict) -> str:
@@ -203,15 +213,17 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
     norm_actions = torch.from_numpy(nz.normalize_actions(fs.actions.numpy()).astype(np.float32))
     norm_proprio = torch.from_numpy(nz.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
     stage1_path = out / "stage1.pt"
-    key = {"teacher_sha256": ckpt.sha256, "samples": len(norm_actions), "graph": acfg.graph}
-    cached = torch.load(stage1_path, weights_only=False) if stage1_path.exists() else None
-    if cached is not None and cached["key"] == key:
+    key = stage1_key(ckpt.sha256, len(norm_actions), acfg, sch)
+    cached = load_resumable(stage1_path, key, log)
+    if cached is not None:
         targets = TeacherTargets(**cached["targets"])
         log("stage 1: loaded cached teacher targets")
     else:
         targets = stage1(teacher, fs, norm_actions, norm_proprio, acfg, sch, log)
         save_atomic({"key": key, "targets": vars(targets)}, stage1_path)
-    student, history = stage2(teacher, targets, fs, norm_actions, norm_proprio, acfg, sch, out / "train_state.pt", log)
+    run_key = {"teacher_sha256": ckpt.sha256, "samples": len(norm_actions)}
+    student, history = stage2(teacher, targets, fs, norm_actions, norm_proprio, acfg, sch, out / "train_state.pt",
+                              run_key, log)
     meta = {"teacher_sha256": ckpt.sha256, "schedule": asdict(sch), "samples": len(norm_actions), "history": history}
     return export(student, nz, out, meta)
 
@@ -228,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demos", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget", type=float, default=None, help="most fraction of blocks to execute, e.g. 0.5")
+    parser.add_argument("--budget-weight", type=float, default=ActDistillConfig.budget_weight,
+                        help="weight of the budget term")
     parser.add_argument("--no-graph", action="store_true", help="ablation: plain output distillation, no probes")
     parser.add_argument("--static-blocks", default="", help="ablation: comma-separated blocks always run, no router")
     parser.add_argument("--stage1-epochs", type=int, default=DistillSchedule.stage1_epochs)
@@ -239,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.budget is not None and not 0 < args.budget <= 1:
         print(f"error: --budget must be in (0, 1], got {args.budget}", file=sys.stderr)
+        return 2
+    if args.budget_weight < 0:
+        print(f"error: --budget-weight must be >= 0, got {args.budget_weight}", file=sys.stderr)
         return 2
     try:
         teacher_cfg = load_checkpoint(args.teacher).config
@@ -254,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     fs = cached_features(paths, teacher_cfg, args.demos / "cache")
-    acfg = ActDistillConfig(budget=args.budget, graph=not args.no_graph, static_blocks=static)
+    acfg = ActDistillConfig(budget=args.budget, budget_weight=args.budget_weight, graph=not args.no_graph,
+                            static_blocks=static)
     sch = DistillSchedule(stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs)
     digest = distill(args.teacher, fs, args.out, acfg, sch, log=lambda m: print(m, flush=True))
     print(f"student checkpoint {args.out} sha256 {digest}")

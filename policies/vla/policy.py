@@ -1,7 +1,6 @@
 """The teacher VLA behind the policy protocol: camera images + instruction + proprio -> a chunk of K actions."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +8,12 @@ import torch
 
 from harness.demos import quat_xyzw_to_axis_angle
 from harness.profiling import BlockCosts, flop_counter, flops_by_module
-from policies.base import PolicyOutput
+from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
 from tasks.base import ObsSpec, Observation, TaskSpec
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_TEACHER = REPO / "checkpoints" / "teacher"
 
 
 def proprio_vector(obs: Observation) -> np.ndarray:
@@ -32,11 +30,26 @@ class VLAPolicy:
     `info["blocks"]` lists the backbone blocks executed (all of them for the teacher).
     """
 
-    default_checkpoint = DEFAULT_TEACHER
+    shipped = REPO / "checkpoints" / "teacher"
+    """Shipped checkpoints, one folder per suite (as OpenVLA ships one fine-tuned checkpoint per LIBERO suite)."""
+    train_command = "make train-teacher"
 
-    def __init__(self, checkpoint: Path | None = None):
-        path = Path(checkpoint or os.environ.get("VLA_CHECKPOINT") or self.default_checkpoint)
+    @classmethod
+    def shipped_checkpoint(cls, suite: str | None) -> Path:
+        """The shipped checkpoint for `suite`; NoShippedCheckpoint naming the shipped suites when there is none."""
+        shipped = sorted(d.name for d in cls.shipped.glob("*") if (d / "config.json").exists())
+        if suite in shipped:
+            return cls.shipped / suite
+        wanted = f"suite {suite!r}" if suite else "no suite given"
+        raise NoShippedCheckpoint(
+            f"no shipped {cls.shipped.name} checkpoint for {wanted}; shipped for: {', '.join(shipped) or 'none'} "
+            f"(train one with `{cls.train_command} SUITE=...` and pass CHECKPOINT=<folder>)"
+        )
+
+    def __init__(self, checkpoint: Path | str):
+        path = Path(checkpoint)
         ckpt = load_checkpoint(path)
+        self.checkpoint = path
         self.cfg = ckpt.config
         self.normalizer = ckpt.normalizer
         self.model = self.build_model(ckpt).eval()

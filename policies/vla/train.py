@@ -90,6 +90,18 @@ def save_atomic(obj, path: Path) -> None:
     tmp.replace(path)
 
 
+def load_resumable(path: Path, key: dict, log=print) -> dict | None:
+    """The training state `save_atomic` left at `path`, if its run had the same `key` (data, config, schedule);
+    None when there is none or it is from another run, which is then started over (and said so)."""
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state.get("key") != key:
+        log(f"{path} is from another run (data, config or schedule differ): starting over")
+        return None
+    return state
+
+
 def load_demo_files(paths: list[Path], cameras: tuple[str, ...]) -> list[Demo]:
     demos = []
     for path in paths:
@@ -139,7 +151,8 @@ def batch_loss(model: VLA, fs: FeatureSet, norm_actions: torch.Tensor, norm_prop
 
 def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: TrainConfig = TrainConfig(),
           cache_dir: Path | None = None, log=print) -> str:
-    """Train a teacher; resumes from `out/train_state.pt` if present. Returns the checkpoint's sha256."""
+    """Train a teacher; resumes from `out/train_state.pt` when it is a run of the same data, config and schedule.
+    Returns the checkpoint's sha256."""
     torch.manual_seed(tc.seed)
     out = Path(out)
     fs = cached_features(demo_paths, cfg, cache_dir or out / "cache", log=log)
@@ -153,8 +166,9 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
     total = tc.epochs * steps_per_epoch
     state_path = out / "train_state.pt"
     start_epoch, history = 0, []
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+    key = {"config": cfg.to_dict(), "train": asdict(tc), "samples": n, "instructions": fs.instructions}
+    state = load_resumable(state_path, key, log)
+    if state is not None:
         load_state_strict(model, state["model"], str(state_path))
         opt.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], state["history"]
@@ -179,7 +193,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
                 log(f"epoch {epoch + 1}/{tc.epochs} step {i}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
                     f"({(i + 1) * tc.batch_size / (time.time() - t0):.0f} samples/s)")
         history.append({"epoch": epoch + 1, "l1": float(np.mean(losses)), "seconds": time.time() - t0})
-        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+        save_atomic({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                      "history": history}, state_path)
         log(f"epoch {epoch + 1} done: mean L1 {history[-1]['l1']:.4f} in {history[-1]['seconds']:.0f} s")
     meta = {"train": asdict(tc), "history": history, "samples": n, "instructions": fs.instructions,
