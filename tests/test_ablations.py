@@ -1,17 +1,16 @@
 """`make ablations`: variants distilled like the student, evaluated on real LIBERO episodes, tabulated."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from harness.demos import Demo, write_task_demos
 from policies.actdistill.ablations import AblationRequest, run_ablations, static_blocks
 from policies.actdistill.configuration import ActDistillConfig
 from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
 from policies.vla.configuration import VLAConfig
 from policies.vla.model import VLA
+from tests.fixture_data import write_demos
 
 CFG = VLAConfig(width=32, depth=4, heads=2, head_hidden=16)
 
@@ -29,18 +28,7 @@ def test_ablations_distil_evaluate_and_tabulate(tmp_path):
     from policies.actdistill.train import DistillSchedule, distill
     from policies.vla.train import cached_features, demo_files
 
-    rng = np.random.default_rng(0)
-    demos = []
-    for _ in range(2):
-        t, frames = 16, np.arange(0, 16, 4)
-        demos.append(Demo(
-            instruction="pick up the black bowl between the plate and the ramekin and place it on the plate",
-            actions=rng.uniform(-1, 1, (t, 7)), states=rng.normal(size=(t, 20)), ee_pos=rng.normal(size=(t, 3)),
-            ee_ori=rng.normal(size=(t, 3)), gripper_states=rng.normal(size=(t, 2)), frame_index=frames,
-            images={c: rng.integers(0, 255, (len(frames), 128, 128, 3), dtype=np.uint8) for c in CFG.cameras},
-        ))
-    attrs = {"problem_info": {"language_instruction": demos[0].instruction}, "frame_stride": 4}
-    write_task_demos(tmp_path / "demos" / "libero_spatial" / "t0_demo.hdf5", demos, attrs)
+    write_demos(tmp_path / "demos")
     features = cached_features(demo_files(tmp_path / "demos", "libero_spatial"), CFG, tmp_path / "demos" / "cache")
     torch.manual_seed(0)
     normalizer = Normalizer.fit(features.actions.reshape(-1, 7).numpy(), features.proprio.numpy())

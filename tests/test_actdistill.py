@@ -1,5 +1,6 @@
 """ActDistill pieces: hard gates really skip blocks, loss terms match hand computation, the graph probe runs."""
 import math
+import shutil
 
 import pytest
 import torch
@@ -162,11 +163,16 @@ def test_distillation_end_to_end_exports_a_student_without_graph_modules(tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         distill(tmp_path / "teacher", fs, tmp_path / "student", acfg, sch, log=killed_after_epoch_1)
-    # Resuming the killed run reuses stage 1 and continues after the saved epoch.
+    # Resuming the killed run reuses stage 1 and continues after the saved epoch, to the very weights of an
+    # uninterrupted run (stage 1 computed in the same process) and of a fresh stage 2 on cached stage-1 targets.
     logs = []
-    distill(tmp_path / "teacher", fs, tmp_path / "student", acfg, sch, log=logs.append)
+    digest = distill(tmp_path / "teacher", fs, tmp_path / "student", acfg, sch, log=logs.append)
     assert "stage 1: loaded cached teacher targets" in logs and "stage 2: resuming after epoch 1" in logs
     assert sum(m.startswith("stage 2 epoch 2/2 done") for m in logs) == 1
+    assert digest == distill(tmp_path / "teacher", fs, tmp_path / "uninterrupted", acfg, sch, log=lambda m: None)
+    (tmp_path / "cached").mkdir()
+    shutil.copy(tmp_path / "student" / "stage1.pt", tmp_path / "cached" / "stage1.pt")
+    assert digest == distill(tmp_path / "teacher", fs, tmp_path / "cached", acfg, sch, log=lambda m: None)
     ckpt = load_checkpoint(tmp_path / "student")
     assert ckpt.meta["actdistill"]["budget"] == 0.5
     assert any(k.startswith("router.") for k in ckpt.state_dict)

@@ -87,3 +87,19 @@ def test_gripper_snaps_to_the_training_datas_command_levels(tmp_path):
     assert binary.snap_gripper(np.array([-0.1, 0.1])).tolist() == [-1.0, 1.0]
     save_checkpoint(tmp_path, TINY, ternary, VLA(TINY).state_dict(), {})
     assert load_checkpoint(tmp_path).normalizer.gripper_levels.tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_training_from_files_is_deterministic_and_resumes_only_the_same_run(tmp_path):
+    """The first run encodes and caches the demo frames (building the encoders draws random numbers), the second
+    reads the cache: both must train the same weights. A finished state with another schedule is not resumed."""
+    from policies.vla.train import train
+    from tests.fixture_data import write_demos
+
+    paths = [write_demos(tmp_path / "demos", n=2)]
+    tc = TrainConfig(epochs=1, batch_size=4, warmup_steps=1)
+    digests = [train(paths, tmp_path / f"run{i}", TINY, tc, tmp_path / "cache", log=lambda m: None) for i in range(2)]
+    assert digests[0] == digests[1]
+    logs = []
+    train(paths, tmp_path / "run0", TINY, TrainConfig(epochs=2, batch_size=4, warmup_steps=1), tmp_path / "cache",
+          log=logs.append)
+    assert any("from another run" in m for m in logs) and not any(m.startswith("resuming") for m in logs)

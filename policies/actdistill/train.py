@@ -80,6 +80,7 @@ def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDi
     """Train the probes on the frozen teacher (with the graph), then cache the teacher's targets per sample."""
     teacher.eval().requires_grad_(False)
     n = len(norm_actions)
+    torch.manual_seed(sch.seed)
     probes = BlockProbes(teacher.cfg, acfg) if acfg.graph else None
     if probes is not None:
         opt = torch.optim.AdamW(probes.parameters(), lr=sch.probe_lr)
@@ -127,6 +128,7 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
     """Distil into the routed student; resumes from `state_path` (saved after every epoch) when it holds a run of
     the same `run_key` (teacher, data), config and schedule, else starts over. Returns the student and the
     per-epoch loss history."""
+    torch.manual_seed(sch.seed)  # each stage seeds itself: stage 1 may have run in this process or been cached
     student = StudentVLA.from_teacher(teacher, acfg).train()
     probes = None
     params = [{"params": student.parameters(), "base": sch.lr}]
@@ -145,6 +147,7 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
         if probes is not None:
             probes.load_state_dict(state["probes"])
         opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])  # router dropout continues as in an uninterrupted run
         start, history = state["epoch"], state["history"]
         log(f"stage 2: resuming after epoch {start}")
     n = len(norm_actions)
@@ -181,7 +184,8 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
         history.append({"epoch": epoch + 1, "seconds": time.time() - t0, **mean})
         if state_path is not None:
             save_atomic({"key": key, "student": student.state_dict(), "probes": probes.state_dict() if probes else None,
-                         "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
+                         "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history,
+                         "rng": torch.get_rng_state()}, state_path)
         log(f"stage 2 epoch {epoch + 1}/{sch.stage2_epochs} done ({time.time() - t0:.0f} s): "
             + " ".join(f"{k} {v:.4f}" for k, v in mean.items()))
     return student.eval(), history
@@ -203,7 +207,6 @@ def export(student: StudentVLA, normalizer: Normalizer, out: Path, meta: dict) -
 def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig = ActDistillConfig(),
             sch: DistillSchedule = DistillSchedule(), log=print) -> str:
     """Both stages and the export; resumable from the files stage 1 and stage 2 leave in `out`."""
-    torch.manual_seed(sch.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(teacher_dir)

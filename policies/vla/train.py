@@ -153,12 +153,13 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
           cache_dir: Path | None = None, log=print) -> str:
     """Train a teacher; resumes from `out/train_state.pt` when it is a run of the same data, config and schedule.
     Returns the checkpoint's sha256."""
-    torch.manual_seed(tc.seed)
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     fs = cached_features(demo_paths, cfg, cache_dir or out / "cache", log=log)
     normalizer = Normalizer.fit(fs.actions.reshape(-1, cfg.action_dim).numpy(), fs.proprio.numpy())
     norm_actions = torch.from_numpy(normalizer.normalize_actions(fs.actions.numpy()).astype(np.float32))
     norm_proprio = torch.from_numpy(normalizer.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
+    torch.manual_seed(tc.seed)  # here, not earlier: building the encoders (first run only) draws random numbers
     model = VLA(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     n = len(norm_actions)
@@ -172,6 +173,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
         load_state_strict(model, state["model"], str(state_path))
         opt.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], state["history"]
+        torch.set_rng_state(state["rng"])  # dropout, if configured, continues as in an uninterrupted run
         log(f"resuming from epoch {start_epoch}")
     log(f"training on {n} samples ({len(fs.instructions)} instructions), {tc.epochs} epochs x {steps_per_epoch} steps")
     for epoch in range(start_epoch, tc.epochs):
@@ -194,7 +196,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
                     f"({(i + 1) * tc.batch_size / (time.time() - t0):.0f} samples/s)")
         history.append({"epoch": epoch + 1, "l1": float(np.mean(losses)), "seconds": time.time() - t0})
         save_atomic({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                     "history": history}, state_path)
+                     "history": history, "rng": torch.get_rng_state()}, state_path)
         log(f"epoch {epoch + 1} done: mean L1 {history[-1]['l1']:.4f} in {history[-1]['seconds']:.0f} s")
     meta = {"train": asdict(tc), "history": history, "samples": n, "instructions": fs.instructions,
             "demo_files": [str(p) for p in demo_paths]}
