@@ -72,8 +72,9 @@ clean-venv:
 	rm -rf $(VENV)
 
 FRAME_STRIDE ?= 5
+EXPERT ?= expert
 demos: $(STAMP)
-	$(PY) -m harness.cli demos --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
+	$(PY) -m harness.cli demos --suite $(SUITE) --expert $(EXPERT) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
 	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(DEMOS)
 
 # Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demos = sub.add_parser("demos", help="expert rollouts (successes only) -> HDF5 demonstrations, resumable")
     demos.add_argument("--suite", required=True)
+    demos.add_argument("--expert", default="expert", help="demonstrator: expert, or expert_dart (noise-injected runs)")
     demos.add_argument("--episodes", type=int, default=None, help="init states per task (default: all)")
     demos.add_argument("--tasks", type=_task_list, default=None)
     demos.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -107,7 +108,7 @@ def cmd_demos(args) -> int:
         raise UsageError(f"--frame-stride must be >= 1 and --resolution >= 16, got {args.frame_stride}, {args.resolution}")
     # The expert run is an ordinary evaluation (same results folder as `make eval POLICY=expert`) that also
     # saves trajectories, so one rollout serves both the success table and the demonstrations.
-    req = EvalRequest(policy="expert", suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
+    req = EvalRequest(policy=args.expert, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
                       results_root=args.results, trajectories=True)
     result = evaluate(req, progress=not args.no_progress)
     eps = result.episodes
@@ -119,10 +120,13 @@ def cmd_demos(args) -> int:
     for run_dir in result.run_dirs:
         cameras = tuple(json.loads((run_dir / "manifest.json").read_text())["protocol"]["cameras"])
         suite_eps = eps[eps["suite"] == run_dir.name]
-        written += build_demos(suite_eps, args.out, cameras, (args.resolution, args.resolution), args.frame_stride,
-                               args.workers, progress=not args.no_progress)
+        try:
+            written += build_demos(suite_eps, args.out, cameras, (args.resolution, args.resolution),
+                                   args.frame_stride, args.workers, progress=not args.no_progress)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     kept = int(eps["success"].sum())
-    print(f"demos: kept {kept} successful of {len(eps)} expert episodes; {len(written)} task file(s) under {args.out}")
+    print(f"demos: kept {kept} successful of {len(eps)} {args.expert} episodes; {len(written)} task file(s) under {args.out}")
     return 0
 
 

@@ -6,7 +6,7 @@ camera frames only every `frame_stride` steps (rendering is ~90% of the cost), o
 
     data                  attrs: problem_info (JSON: problem_name, domain_name, language_instruction),
                                  env_args (JSON), bddl_file_name, num_demos, total, image_orientation,
-                                 frame_stride, suite, task_index
+                                 frame_stride, suite, task_index, demonstrator (policy name)
     data/demo_i           attrs: num_samples, init_state_index
         actions (T, 7)  states (T, S)  rewards (T,)  dones (T,)
         obs/ee_pos (T, 3)  obs/ee_ori (T, 3, axis-angle)  obs/ee_states (T, 6)  obs/gripper_states (T, 2)
@@ -131,18 +131,32 @@ class TaskJob:
     task_index: int
     task_name: str
     instruction: str
-    trajectories: tuple[tuple[int, str], ...]
-    """(init index, .npz path) of the task's successful episodes."""
+    trajectories: tuple[tuple[int, str, str], ...]
+    """(init index, .npz path, calls JSON) of the task's successful episodes."""
     out: str
     cameras: tuple[str, ...]
     resolution: tuple[int, int]
     frame_stride: int
+    demonstrator: str
+    """Policy name of the runs (e.g. `expert`, `expert_dart`)."""
 
 
-def _replay(env, trajectory: Path, job: TaskJob) -> Demo:
+def action_labels(calls_json: str, executed: np.ndarray) -> np.ndarray:
+    """The actions a demo teaches: the executed ones, or the demonstrator's own where its calls report them
+    (`info["labels"]`, one per executed step: `expert_dart` executes perturbed actions)."""
+    labels = [label for call in json.loads(calls_json) for label in call.get("labels", [])]
+    if not labels:
+        return executed
+    labels = np.asarray(labels, executed.dtype)[:len(executed)]
+    if labels.shape != executed.shape:
+        raise ValueError(f"labels of shape {labels.shape} do not match the executed actions {executed.shape}")
+    return labels
+
+
+def _replay(env, trajectory: Path, calls_json: str, job: TaskJob) -> Demo:
     """Restore every stored state: proprio at each step, images every `frame_stride` steps."""
     data = np.load(trajectory)
-    states, actions = data["states"], data["actions"]
+    states, actions = data["states"], action_labels(calls_json, data["actions"])
     pos, quat, grip, frame_index = [], [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in job.cameras}
     for t, state in enumerate(states):
@@ -168,7 +182,7 @@ def _build_task(job: TaskJob) -> str:
     suite = make_suite(job.suite)
     env = suite.make_env(job.task_index, ObsSpec(cameras=job.cameras, resolution=job.resolution))
     try:
-        demos = [_replay(env, Path(path), job) for _, path in job.trajectories]
+        demos = [_replay(env, Path(path), calls, job) for _, path, calls in job.trajectories]
     finally:
         env.close()
     attrs = {
@@ -180,7 +194,8 @@ def _build_task(job: TaskJob) -> str:
         "frame_stride": job.frame_stride,
         "suite": job.suite,
         "task_index": job.task_index,
-        "init_state_indices": json.dumps([i for i, _ in job.trajectories]),
+        "init_state_indices": json.dumps([i for i, _, _ in job.trajectories]),
+        "demonstrator": job.demonstrator,
     }
     write_task_demos(Path(job.out), demos, attrs)
     return job.out
@@ -196,11 +211,16 @@ def build_demos(episodes: pd.DataFrame, out_dir: Path, cameras: tuple[str, ...],
     for (suite, task_index, task_name), group in ok.groupby(["suite", "task_index", "task_name"]):
         out = demo_path(out_dir, suite, task_name)
         group = group.sort_values("init_index")
+        demonstrator = group["policy"].iloc[0]
         if out.exists():
+            with h5py.File(out) as f:
+                held = f["data"].attrs.get("demonstrator", "expert")  # files from before the attribute: expert
+            if held != demonstrator:
+                raise ValueError(f"{out} holds demos of {held!r}, not {demonstrator!r}: choose another DEMOS folder")
             continue
         jobs.append(TaskJob(suite, int(task_index), task_name, group["instruction"].iloc[0],
-                            tuple(zip(group["init_index"].astype(int), group["trajectory"])), str(out),
-                            cameras, resolution, frame_stride))
+                            tuple(zip(group["init_index"].astype(int), group["trajectory"], group["calls"])), str(out),
+                            cameras, resolution, frame_stride, demonstrator))
     done = sorted(demo_path(out_dir, s, n) for s, n in ok[["suite", "task_name"]].drop_duplicates().itertuples(index=False))
     if jobs:
         with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:

@@ -10,6 +10,7 @@ POLICIES = Registry(
     {
         "actdistill": "policies.actdistill.policy:ActDistillPolicy",
         "expert": "policies.expert.policy:ExpertPolicy",
+        "expert_dart": "policies.dart.policy:DartExpert",
         "noop": "policies.sanity:NoopPolicy",
         "random": "policies.sanity:RandomPolicy",
         "teacher": "policies.vla.policy:VLAPolicy",

@@ -48,3 +48,27 @@ def test_expert_holds_still_on_unsupported_goals():
         env.close()
     assert np.isfinite(out.actions).all() and np.abs(out.actions[:, :6]).max() == 0
     assert "unsupported" in json.dumps(out.info)
+
+
+def test_dart_expert_perturbs_execution_and_its_demos_hold_the_clean_labels(tmp_path):
+    import h5py
+
+    from policies.dart.policy import NOISE_STD
+
+    result = evaluate(EvalRequest("expert_dart", "libero_object", episodes=1, tasks=(0,), workers=1,
+                                  results_root=tmp_path, trajectories=True), progress=False)
+    (ep,) = result.episodes.to_dict("records")
+    assert ep["success"] and ep["error"] == ""  # the expert recovers from the perturbations it is given
+    labels = np.array([label for call in json.loads(ep["calls"]) for label in call["labels"]])[:ep["steps"]]
+    executed = np.load(ep["trajectory"])["actions"]
+    noise = executed - labels
+    assert np.all(noise[:, 6] == 0) and np.all(np.abs(noise[:, :3]).mean(0) > 0.3 * NOISE_STD[:3])
+    (path,) = build_demos(result.episodes, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
+    (demo,) = read_demos(path, ("agentview",))
+    np.testing.assert_allclose(demo.actions, labels)  # the demo teaches the correction, not the perturbed action
+    with h5py.File(path) as f:
+        assert f["data"].attrs["demonstrator"] == "expert_dart"
+    clean = evaluate(EvalRequest("expert", "libero_object", episodes=1, tasks=(0,), workers=1, results_root=tmp_path,
+                                 trajectories=True), progress=False)
+    with pytest.raises(ValueError, match="holds demos of 'expert_dart', not 'expert'"):
+        build_demos(clean.episodes, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
