@@ -49,3 +49,11 @@ def test_ablations_distil_evaluate_and_tabulate(tmp_path):
     fixed = static.meta["actdistill"]["static_blocks"]
     assert 1 <= len(fixed) <= CFG.depth and table.loc["static_router", "exec_backbone_%"] == 100 * len(fixed) / CFG.depth
     assert "static router blocks" in (tmp_path / "reports" / "ablations_libero_spatial.md").read_text()
+
+
+def test_cli_names_missing_demos_in_one_line(tmp_path, capsys):
+    from policies.actdistill.ablations import main
+
+    assert main(["--suite", "libero_spatial", "--demos", str(tmp_path / "none"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no demo files for libero_spatial under") and "\n" not in err

@@ -79,6 +79,7 @@ def run_ablations(req: AblationRequest, log=print) -> pd.DataFrame:
     """Distil the missing variants, evaluate all policies (episodes already on disk are reused), tabulate."""
     from harness.policy_profile import record_observations
     from harness.runner import EvalRequest, evaluate
+    from policies import make_policy
     from policies.actdistill.configuration import ActDistillConfig
     from policies.actdistill.policy import ActDistillPolicy
     from policies.actdistill.train import DistillSchedule, distill
@@ -120,7 +121,7 @@ def run_ablations(req: AblationRequest, log=print) -> pd.DataFrame:
     recorded = None
     rows = []
     for name, (policy_name, checkpoint) in runs.items():
-        policy = (VLAPolicy if policy_name == "teacher" else ActDistillPolicy)(checkpoint)
+        policy = make_policy(policy_name, str(checkpoint), req.suite)
         recorded = recorded or record_observations(req.suite, policy.obs_spec, 1, Path(req.results_root))
         rows.append(_summary(name, checkpoint, evaluated[name], policy, recorded))
     table = pd.DataFrame(rows)
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", type=Path, default=None, help="student checkpoint (default: shipped)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     args = parser.parse_args(argv)
-    req = AblationRequest(args.suite, args.demos, args.episodes, args.workers, args.student, args.results)
+    req = AblationRequest(suite=args.suite, demos=args.demos, episodes=args.episodes, workers=args.workers,
+                          student=args.student, results_root=args.results)
     try:
         run_ablations(req, log=lambda m: print(m, flush=True))
     except (PolicyLoadError, FileNotFoundError, UsageError) as err:
