@@ -114,7 +114,7 @@ def run_ablations(req: AblationRequest, log=print) -> pd.DataFrame:
     for name, cfg in variants.items():
         out = Path(req.results_root) / "ablations" / req.suite / name
         log(f"distilling {name} into {out} (a finished run is only re-exported)")
-        distill(teacher_dir, features, out, cfg, schedule, log=log)
+        distill(teacher_dir, features, out, cfg, schedule, log=log, stage1_dir=Path(req.demos) / "cache")
         runs[name] = ("actdistill", out)
         evaluated[name] = episodes(*runs[name])
 

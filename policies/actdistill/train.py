@@ -2,7 +2,8 @@
 
 Stage 1: the teacher is frozen; one graph-encapsulation probe per block learns to predict the ground-truth action
 chunk from that block's tokens. The teacher's per-block semantic vectors and actions, and its final actions, are
-then cached (in `<out>/stage1.pt`).
+then cached in `stage1-<key>.pt`, keyed by teacher, data, probe and stage-1 schedule, in `<out>` or a folder shared
+by several runs (the CLI and `make ablations` use the demos' feature cache, so variants reuse one stage 1).
 Stage 2: the student (the teacher's weights + a router) and the probes (initialised from stage 1) train on the
 task loss plus the distillation loss (`losses.distillation_loss`); state is saved after every epoch
 (`<out>/train_state.pt`), so an interrupted run resumes. Export keeps blocks, router and action head only: the
@@ -13,6 +14,8 @@ actions only (`losses.output_distillation_loss`); `static_blocks` fixes the exec
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -191,10 +194,11 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
     return student.eval(), history
 
 
-def stage1_key(teacher_sha256: str, samples: int, acfg: ActDistillConfig, sch: DistillSchedule) -> dict:
+def stage1_key(teacher_sha256: str, fs: FeatureSet, acfg: ActDistillConfig, sch: DistillSchedule) -> dict:
     """What stage 1's cached targets depend on: teacher, data, probe architecture and stage-1 schedule."""
     probe = ("graph", "graph_knn", "graph_heads", "graph_layers", "graph_width", "semantic_width")
-    return {"teacher_sha256": teacher_sha256, "samples": samples, "probe": {k: getattr(acfg, k) for k in probe},
+    return {"teacher_sha256": teacher_sha256, "samples": len(fs.actions), "features": fs.source,
+            "probe": {k: getattr(acfg, k) for k in probe},
             "schedule": (sch.stage1_epochs, sch.batch_size, sch.probe_lr, sch.warmup_steps, sch.seed)}
 
 
@@ -205,8 +209,9 @@ def export(student: StudentVLA, normalizer: Normalizer, out: Path, meta: dict) -
 
 
 def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig = ActDistillConfig(),
-            sch: DistillSchedule = DistillSchedule(), log=print) -> str:
-    """Both stages and the export; resumable from the files stage 1 and stage 2 leave in `out`."""
+            sch: DistillSchedule = DistillSchedule(), log=print, stage1_dir: Path | None = None) -> str:
+    """Both stages and the export; resumable from the files stage 1 (in `stage1_dir`, default `out`) and stage 2
+    (in `out`) leave."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(teacher_dir)
@@ -215,8 +220,10 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
     nz = ckpt.normalizer
     norm_actions = torch.from_numpy(nz.normalize_actions(fs.actions.numpy()).astype(np.float32))
     norm_proprio = torch.from_numpy(nz.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
-    stage1_path = out / "stage1.pt"
-    key = stage1_key(ckpt.sha256, len(norm_actions), acfg, sch)
+    key = stage1_key(ckpt.sha256, fs, acfg, sch)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    stage1_path = Path(stage1_dir or out) / f"stage1-{digest}.pt"
+    stage1_path.parent.mkdir(parents=True, exist_ok=True)
     cached = load_resumable(stage1_path, key, log)
     if cached is not None:
         targets = TeacherTargets(**cached["targets"])
@@ -277,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     acfg = ActDistillConfig(budget=args.budget, budget_weight=args.budget_weight, graph=not args.no_graph,
                             static_blocks=static)
     sch = DistillSchedule(stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs)
-    digest = distill(args.teacher, fs, args.out, acfg, sch, log=lambda m: print(m, flush=True))
+    digest = distill(args.teacher, fs, args.out, acfg, sch, log=lambda m: print(m, flush=True),
+                     stage1_dir=args.demos / "cache")
     print(f"student checkpoint {args.out} sha256 {digest}")
     return 0
 

@@ -51,6 +51,8 @@ class FeatureSet:
     actions: torch.Tensor
     """(N, K, 7) raw action chunks."""
     instructions: list[str]
+    source: str = ""
+    """Content key of the demo files and config the features came from (`cached_features`); "" if built directly."""
 
 
 def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch: int = 64, log=print) -> FeatureSet:
@@ -126,11 +128,12 @@ def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path, log=prin
     ).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"features-{key}.pt"
     if cache.exists():
-        return FeatureSet(**torch.load(cache, weights_only=False))
+        return FeatureSet(**{**torch.load(cache, weights_only=False), "source": key})
     log(f"caching frozen-encoder features of {len(paths)} demo file(s) in {cache}")
     features = build_features(load_demo_files(paths, cfg.cameras), cfg, Encoders(cfg), log=log)
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(vars(features), cache)
+    features.source = key
     return features
 
 
