@@ -85,8 +85,8 @@ train-teacher: $(STAMP)
 
 TEACHER ?= checkpoints/teacher/$(SUITE)
 STUDENT_OUT ?= checkpoints/actdistill/$(SUITE)
-BUDGET ?= 0.5
-BUDGET_WEIGHT ?= 1
+BUDGET ?= 0.33
+BUDGET_WEIGHT ?= 10
 # More options: DISTILL_ARGS="--no-graph", "--static-blocks 0,2,4", "--stage2-epochs N" (`make ablations` runs both).
 DISTILL_ARGS ?=
 distill: $(STAMP)
