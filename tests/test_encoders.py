@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from policies.vla.efficientnet_lite import EfficientNetLite0, load_pretrained, pretrained_weights_path
+from policies.vla.efficientnet_lite import EfficientNetLite0, SameConv2d, load_pretrained, pretrained_weights_path
+from policies.vla.model import VisionEncoder
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -27,6 +28,36 @@ def test_untrained_network_does_not_see_a_cat():
     torch.manual_seed(0)
     probs = EfficientNetLite0().eval()(chelsea_batch()).softmax(-1)[0]
     assert float(probs[list(CAT_CLASSES)].sum()) < 0.1
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,pads", [(3, 1, (1, 1, 1, 1)), (5, 1, (2, 2, 2, 2)), (3, 2, (0, 1, 0, 1)), (5, 2, (1, 2, 1, 2))]
+)
+@torch.inference_mode()
+def test_same_padding_is_tensorflows(kernel, stride, pads):
+    """TF SAME on a 32x32 input: symmetric at stride 1 (done by the conv), right/bottom-heavy at stride 2."""
+    torch.manual_seed(0)
+    conv = SameConv2d(4, 4, kernel, stride=stride, groups=4, bias=False)
+    x = torch.randn(2, 4, 32, 32)
+    expected = F.conv2d(F.pad(x, pads), conv.weight, stride=stride, groups=4)
+    assert conv(x).shape[-1] == 32 // stride
+    assert torch.equal(conv(x), expected)
+
+
+def test_traced_vision_encoder_is_bit_identical_to_eager():
+    """Inference runs a per-shape TorchScript trace; it must give exactly the eager features (the committed
+    evaluation episodes were recorded with eager features)."""
+    encoder = VisionEncoder(load_pretrained().requires_grad_(False), grid=4)
+    torch.manual_seed(0)
+    for batch in (1, 1, 3):
+        images = torch.randint(0, 256, (batch, 2, 128, 128, 3), dtype=torch.uint8)
+        with torch.inference_mode():
+            traced = encoder(images)
+        with torch.enable_grad():
+            eager = encoder(images)
+        assert traced.shape == (batch, 2, 1280, 4, 4)
+        assert torch.equal(traced, eager)
+    assert len(encoder._traced) == 2  # one trace per input shape, reused
 
 
 def test_incomplete_weights_are_refused():

@@ -24,9 +24,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow SAME padding computed from the input size (pads right/bottom more when odd)."""
+    """Conv2d with TensorFlow SAME padding computed from the input size (pads right/bottom more when odd).
+
+    At stride 1 (odd kernels) SAME padding is symmetric and size-independent, so the convolution pads by
+    itself: the same result as padding first, without copying the input."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.static_same = self.stride == (1, 1) and all(k % 2 for k in self.kernel_size)
+        if self.static_same:
+            self.padding = tuple(k // 2 for k in self.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.static_same:
+            return super().forward(x)
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
