@@ -60,6 +60,12 @@ def static_blocks(episodes: pd.DataFrame, depth: int) -> tuple[int, ...]:
     return tuple(sorted(sorted(range(depth), key=lambda b: (-counts[b], b))[:k]))
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when inside it, so reports do not carry one machine's layout."""
+    full = path.resolve()
+    return str(full.relative_to(REPO)) if full.is_relative_to(REPO) else str(path)
+
+
 def _summary(name: str, checkpoint: Path, episodes: pd.DataFrame, policy, recorded) -> dict:
     from harness.policy_profile import block_costs, episode_metrics, rollout_metrics
     from harness.stats import wilson_interval
@@ -68,7 +74,7 @@ def _summary(name: str, checkpoint: Path, episodes: pd.DataFrame, policy, record
     k = int(episodes["success"].sum())
     lo, hi = wilson_interval(k, len(episodes))
     return {
-        "variant": name, "checkpoint": str(checkpoint), "sha256": policy.checkpoint_sha256[:12],
+        "variant": name, "checkpoint": _shown(checkpoint), "sha256": policy.checkpoint_sha256[:12],
         "episodes": len(episodes), "success_%": 100 * k / len(episodes), "ci95_%": f"{100 * lo:.0f}-{100 * hi:.0f}",
         "exec_backbone_%": total["exec_frac_%"], "gflops_per_call": total["gflops_per_call"],
         "calls": int(total["calls"]),
