@@ -79,9 +79,10 @@ demos: $(STAMP)
 
 # Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).
 TEACHER_OUT ?= checkpoints/teacher/$(SUITE)
-EPOCHS ?= 6
+# EPOCHS empty: the shipped teacher's recipe for the suite (policies/vla/train.py, SHIPPED_EPOCHS).
+EPOCHS ?=
 train-teacher: $(STAMP)
-	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) --epochs $(EPOCHS)
+	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 TEACHER ?= checkpoints/teacher/$(SUITE)
 STUDENT_OUT ?= checkpoints/actdistill/$(SUITE)

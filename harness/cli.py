@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.store import DEFAULT_RESULTS
+from harness.store import DEFAULT_RESULTS, REPO_ROOT
 
 
 def _task_list(text: str) -> tuple[int, ...] | None:
@@ -143,7 +143,9 @@ def cmd_profile(args) -> int:
                          f"{args.observations}, {args.threads}")
     req = ProfileRequest(policy=args.policy, baseline=args.baseline or None, suite=args.suite,
                          checkpoint=args.checkpoint, baseline_checkpoint=args.baseline_checkpoint, calls=args.calls,
-                         observations=args.observations, threads=args.threads, results_root=args.results)
+                         observations=args.observations, threads=args.threads, results_root=args.results,
+                         # Only the shipped checkpoints' profile is the project's report; others stay in results/.
+                         report_dir=None if args.checkpoint or args.baseline_checkpoint else REPO_ROOT / "reports")
     try:
         for name in filter(None, (req.policy, req.baseline)):
             POLICIES.check(name)

@@ -12,7 +12,7 @@ policies' evaluated rollouts executed.
    and FLOPs per episode, task and suite from the recorded block lists, steps to success, wall time split, action
    jerk, and the harness's recording overhead.
 Every table is printed with a one-line scope and written to `<run dir>/profile.{json,md}` (per-episode rows of
-the profiled policy in `profile_episodes.csv`).
+the profiled policy in `profile_episodes.csv`), and to `reports/` when the shipped checkpoints were profiled.
 """
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ class ProfileRequest:
     """Recorded observations, spread over the suite's tasks; timed calls cycle through them."""
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     results_root: Path = DEFAULT_RESULTS
+    report_dir: Path | None = None
+    """Where the report also goes as `profile_<suite>_<policy>[_vs_<baseline>].md`; `make profile` on the shipped
+    checkpoints passes `reports/`, so the committed report is the last measured one, never a hand copy."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,12 @@ def profile(req: ProfileRequest, log=print) -> dict:
     (run_dir / "profile.json").write_text(json.dumps(report, indent=2, default=float))
     (run_dir / "profile.md").write_text(text + "\n")
     report["written"] = [str(run_dir / "profile.json"), str(run_dir / "profile.md")]
+    if req.report_dir is not None:
+        versus = f"_vs_{req.baseline}" if req.baseline in policies and req.baseline != req.policy else ""
+        shared = Path(req.report_dir) / f"profile_{req.suite}_{req.policy}{versus}.md"
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        shared.write_text(text + "\n")
+        report["written"].append(str(shared))
     if req.policy in per_episode:
         per_episode[req.policy].to_csv(run_dir / "profile_episodes.csv", index=False)
         report["written"].append(str(run_dir / "profile_episodes.csv"))

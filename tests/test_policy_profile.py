@@ -36,7 +36,7 @@ def test_profile_counts_routed_flops_from_block_tables_and_writes_its_report(tmp
     _checkpoints(tmp_path)
     req = ProfileRequest(policy="actdistill", baseline="teacher", checkpoint=str(tmp_path / "student"),
                          baseline_checkpoint=str(tmp_path / "teacher"), calls=6, warmup=1, observations=2,
-                         threads=1, results_root=tmp_path / "results")
+                         threads=1, results_root=tmp_path / "results", report_dir=tmp_path / "reports")
     from harness.runner import EvalRequest, evaluate
 
     # One real evaluated episode of the student gives the rollout metrics (its block lists, timings, jerk).
@@ -65,6 +65,8 @@ def test_profile_counts_routed_flops_from_block_tables_and_writes_its_report(tmp
     written = json.loads((run_dir / "profile.json").read_text())
     assert written["policies"]["teacher"]["depth"] == 4
     assert "exec_frac" in (run_dir / "profile_episodes.csv").read_text()
+    assert (tmp_path / "reports" / "profile_libero_spatial_actdistill_vs_teacher.md").read_text() == (
+        run_dir / "profile.md").read_text()
     # The observations were recorded once; a second profile reads them back.
     assert len(list((tmp_path / "results" / "observations").glob("*.npz"))) == 1
 
