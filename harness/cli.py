@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.store import DEFAULT_RESULTS, REPO_ROOT
+from core.paths import DEFAULT_RESULTS, REPORTS
 
 
 def _task_list(text: str) -> tuple[int, ...] | None:
@@ -132,7 +132,7 @@ def cmd_demos(args) -> int:
 
 def cmd_profile(args) -> int:
     from harness.policy_profile import ProfileRequest, profile
-    from harness.registry import UnknownName
+    from core.registry import UnknownName
     from harness.runner import UsageError
     from policies import POLICIES
     from policies.base import PolicyLoadError
@@ -145,7 +145,7 @@ def cmd_profile(args) -> int:
                          checkpoint=args.checkpoint, baseline_checkpoint=args.baseline_checkpoint, calls=args.calls,
                          observations=args.observations, threads=args.threads, results_root=args.results,
                          # Only the shipped checkpoints' profile is the project's report; others stay in results/.
-                         report_dir=None if args.checkpoint or args.baseline_checkpoint else REPO_ROOT / "reports")
+                         report_dir=None if args.checkpoint or args.baseline_checkpoint else REPORTS)
     try:
         for name in filter(None, (req.policy, req.baseline)):
             POLICIES.check(name)

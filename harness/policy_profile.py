@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.profiling import BlockCosts, PeakTensorMemory, flop_counter, flops_by_module, interleaved_latency, speedup_ci
-from harness.store import DEFAULT_RESULTS, RunStore, cpu_model
+from core.flops import BlockCosts, flop_counter, flops_by_module
+from core.paths import DEFAULT_RESULTS
+from harness.profiling import PeakTensorMemory, interleaved_latency, speedup_ci
+from harness.store import RunStore, cpu_model
 from tasks.base import ObsSpec, Observation, TaskSpec
 
 

@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 from harness.executors import LocalPool, threads_per_worker
-from harness.registry import UnknownName
-from harness.store import DEFAULT_RESULTS, RunMismatch, RunStore, ensure_writable, invocation_info
+from core.registry import UnknownName
+from core.paths import DEFAULT_RESULTS
+from harness.store import RunMismatch, RunStore, ensure_writable, invocation_info
 from tasks import expand_suites, make_suite
 from tasks.base import TaskSpec
 

@@ -21,10 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.paths import REPO_ROOT
 from harness.episode import EpisodeRecord
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RESULTS = REPO_ROOT / "results"
 
 
 class RunMismatch(ValueError):

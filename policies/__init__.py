@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 
-from harness.registry import Registry
+from core.registry import Registry
 
 POLICIES = Registry(
     "policy",

@@ -48,7 +48,7 @@ class Profilable(Protocol):
         """Component (vision, backbone, head) -> module path prefix as `FlopCounterMode` names it in one `act`."""
 
     def flop_costs(self, obs: Observation):
-        """`harness.profiling.BlockCosts` of FLOPs of one call at batch 1: fixed part and one entry per block."""
+        """`core.flops.BlockCosts` of FLOPs of one call at batch 1: fixed part and one entry per block."""
 
     def parameter_costs(self):
         """`BlockCosts` of parameters."""

@@ -1,7 +1,7 @@
 """Benchmark task suites behind one protocol (`tasks.base`), and the suite registry."""
 from __future__ import annotations
 
-from harness.registry import Registry, UnknownName
+from core.registry import Registry, UnknownName
 from tasks.protocol import LIBERO_STANDARD, LIBERO_SUITES, SIMPLER_STANDARD, SIMPLER_SUITES
 
 SUITES = Registry(

@@ -29,6 +29,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from core.paths import REPO_ROOT as REPO
 from tasks.base import ObsSpec, Observation, PrivilegedState, StepTimers, TaskEnv, TaskSpec, timed
 from tasks.protocol import (
     SIMPLER_SUITES,
@@ -44,7 +45,6 @@ CAMERA_NAMES = {"agentview": "3rd_view_camera"}
 VIDEO_RESOLUTION = (240, 320)
 """Half the native 480x640, same aspect."""
 
-REPO = Path(__file__).resolve().parent.parent
 BRIDGE_DIR = "data/tasks/bridge_v2_real2sim_dataset"
 STAND_IN_MANIFEST = "stand_ins.json"
 

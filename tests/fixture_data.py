@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.demos import Demo, write_task_demos
+from core.demofile import Demo, write_task_demos
 
 INSTRUCTION = "pick up the black bowl between the plate and the ramekin and place it on the plate"
 """libero_spatial task 0's instruction, so that a policy trained on these demos can be evaluated on it."""

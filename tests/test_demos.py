@@ -4,7 +4,8 @@ import json
 import h5py
 import numpy as np
 
-from harness.demos import Demo, quat_xyzw_to_axis_angle, read_demos, write_task_demos
+from core.demofile import Demo, read_demos, write_task_demos
+from core.geometry import quat_xyzw_to_axis_angle
 
 
 def _demo(rng, t=12, stride=4):

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from harness.demos import build_demos, read_demos
+from core.demofile import read_demos
+from harness.demos import build_demos
 from harness.runner import EvalRequest, evaluate
 from policies.expert.policy import ExpertPolicy
 from tasks import make_suite

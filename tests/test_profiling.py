@@ -2,7 +2,7 @@
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.profiling import flop_counter, flops_by_module
+from core.flops import flop_counter, flops_by_module
 from policies.vla.configuration import VLAConfig
 from policies.vla.model import VLA
 

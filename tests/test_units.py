@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from harness.episode import EpisodeRecord, PolicyError, check_actions
-from harness.registry import Registry, UnknownName
+from core.registry import Registry, UnknownName
 from harness.stats import wilson_interval
 from harness.store import RunMismatch, RunStore
 

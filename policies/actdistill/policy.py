@@ -9,11 +9,12 @@ import torch
 from policies.actdistill.configuration import ActDistillConfig
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import Checkpoint, CheckpointError
-from policies.vla.policy import REPO, VLAPolicy
+from core.paths import CHECKPOINTS
+from policies.vla.policy import VLAPolicy
 
 
 class ActDistillPolicy(VLAPolicy):
-    shipped = REPO / "checkpoints" / "actdistill"
+    shipped = CHECKPOINTS / "actdistill"
     train_command = "make distill"
 
     def build_model(self, ckpt: Checkpoint) -> StudentVLA:

@@ -4,7 +4,7 @@ labels (DART, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Le
 A learner trained on clean expert runs never sees the states its own errors lead to; here the executed action is
 the expert's plus a perturbation, and the label is what the expert commanded at the state it was in, i.e. the
 correction back towards the task. `make demos EXPERT=expert_dart` writes those labels as the demos' actions
-(`harness.demos`). With the LIBERO expert's chunk of 1, every step is labelled at its own state.
+(`harness.demos`, `core.demofile`). With the LIBERO expert's chunk of 1, every step is labelled at its own state.
 """
 from __future__ import annotations
 

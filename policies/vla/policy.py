@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.demos import quat_xyzw_to_axis_angle
-from harness.profiling import BlockCosts, flop_counter, flops_by_module
+from core.geometry import quat_xyzw_to_axis_angle
+from core.flops import BlockCosts, flop_counter, flops_by_module
+from core.paths import CHECKPOINTS
 from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
 from tasks.base import ObsSpec, Observation, TaskSpec
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def proprio_vector(obs: Observation) -> np.ndarray:
@@ -30,7 +30,7 @@ class VLAPolicy:
     `info["blocks"]` lists the backbone blocks executed (all of them for the teacher).
     """
 
-    shipped = REPO / "checkpoints" / "teacher"
+    shipped = CHECKPOINTS / "teacher"
     """Shipped checkpoints, one folder per suite (as OpenVLA ships one fine-tuned checkpoint per LIBERO suite)."""
     train_command = "make train-teacher"
 

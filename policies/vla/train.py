@@ -1,7 +1,7 @@
 """Teacher training on demonstrations: cache frozen-encoder features once, then train projections, backbone
 and head with an L1 loss on normalised action chunks. Deterministic (seeded), resumable from the last epoch.
 
-Samples: every demo step that has camera frames (see `harness.demos`); the target is the next K actions
+Samples: every demo step that has camera frames (see `core.demofile`); the target is the next K actions
 (padded with the episode's last action, as OpenVLA-OFT does at episode ends).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.demos import Demo, read_demos
+from core.demofile import Demo, read_demos
 from policies.vla.checkpoint import Normalizer, load_state_strict, save_checkpoint
 from policies.vla.configuration import VLAConfig
 from policies.vla.model import VLA, Encoders
