@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ev = sub.add_parser("eval", help="evaluate a policy on a suite (resumes an interrupted run)")
-    ev.add_argument("--policy", required=True)
+    ev.add_argument("--policy", required=True, help="registry name, alias, module:Class, or a JSON spec file")
+    ev.add_argument("--params", default="", help="family params, comma-separated key=value (e.g. keep=6,method=first)")
     ev.add_argument("--suite", required=True, help="a suite name or a group (libero)")
     ev.add_argument("--checkpoint", default=None, help="checkpoint folder of a learned policy (default: shipped)")
     ev.add_argument("--episodes", type=int, default=None, help="init states per task (default: all of the suite's)")
@@ -74,21 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def policy_spec(policy: str, params: str = "", checkpoint: str | None = None):
+    """The spec a user typed: a registry name, alias or `module:Class` plus PARAMS text, or a JSON spec file (PARAMS
+    then override its params). UsageError on bad params text or an unreadable file."""
+    from core.spec import ParamError, PolicySpec, load_spec_file, parse_param_text
+    from harness.runner import UsageError
+
+    try:
+        given = parse_param_text(params)
+        if policy.endswith(".json"):
+            spec = load_spec_file(Path(policy))
+            return PolicySpec(spec.family, {**spec.params, **given}, checkpoint or spec.checkpoint, spec.name)
+        return PolicySpec(policy, given, checkpoint)
+    except ParamError as err:
+        raise UsageError(str(err)) from None
+
+
 def cmd_eval(args) -> int:
     from harness.report import format_summary
     from harness.runner import EvalRequest, evaluate
 
     req = EvalRequest(
-        policy=args.policy, suite=args.suite, checkpoint=args.checkpoint, episodes=args.episodes, tasks=args.tasks,
-        workers=args.workers, video=args.video, seed=args.seed, results_root=args.results, trajectories=args.trajectories,
+        policy=policy_spec(args.policy, args.params, args.checkpoint), suite=args.suite, episodes=args.episodes,
+        tasks=args.tasks, workers=args.workers, video=args.video, seed=args.seed, results_root=args.results,
+        trajectories=args.trajectories,
     )
     result = evaluate(req, progress=not args.no_progress)
     episodes = result.episodes
     scope = (
-        f"policy={args.policy} suite={args.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
-        f"{len(episodes)} episodes (errors count as failures), wall times on this machine with {args.workers} worker(s)"
+        f"policy={args.policy}{' ' + args.params if args.params else ''} suite={args.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
+        f"{len(episodes)} episodes (errors count as failures); wall times on this machine with {args.workers} worker(s), "
+        f"policy calls at batch 1 with 1 torch thread; exec_% = executed share of the reference backbone's FLOPs"
     )
-    print(format_summary(episodes, scope))
+    print(format_summary(episodes, scope, result.calls))
     stand_ins: dict[str, list[str]] = {}
     for run_dir in result.run_dirs:
         assets = json.loads((run_dir / "manifest.json").read_text())["simulator"].get("simpler_assets", "official")

@@ -7,24 +7,26 @@ goes on.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from core.io import atomic_path
+from core.spec import PolicySpec
 from tasks.base import TaskEnv
 
 
 @dataclass(frozen=True)
 class EpisodeUnit:
-    """The unit of work: one episode, identified by everything that determines its outcome."""
+    """The unit of work: one episode, self-contained, so any worker can run it. `policy` carries the checkpoint
+    folder resolved for the suite; `spec_hash` is the policy's identity hash (`core.spec`)."""
 
-    policy: str
-    checkpoint_sha256: str
+    policy: PolicySpec
+    spec_hash: str
     suite: str
     task_index: int
     init_index: int
@@ -34,12 +36,20 @@ class EpisodeUnit:
     def key(self) -> str:
         return f"{self.suite}__t{self.task_index:03d}__i{self.init_index:03d}__s{self.seed}"
 
+    @property
+    def env_key(self) -> tuple[str, int]:
+        """Units with the same env key can reuse one environment."""
+        return self.suite, self.task_index
+
 
 @dataclass
 class EpisodeRecord:
-    """One row of a run's results. Times in seconds (wall clock, this process)."""
+    """One episode's outcome and its policy calls. Times in seconds (wall clock, the worker's process)."""
 
+    key: str
     policy: str
+    """The policy's name as the user gave it (registry name, alias or import path)."""
+    spec_hash: str
     checkpoint_sha256: str
     suite: str
     task_index: int
@@ -58,30 +68,28 @@ class EpisodeRecord:
     render_s: float = 0.0
     renders: int = 0
     """Camera images rendered (one per camera per rendered observation or video frame)."""
-    partial: str = "{}"
-    """JSON of the suite's partial metrics at episode end (SIMPLER: success at any step, grasped)."""
+    partial: dict = field(default_factory=dict)
+    """The suite's partial metrics at episode end (SIMPLER: success at any step, grasped); stored as columns."""
     error: str = ""
     """Empty for a completed episode; otherwise why it failed (policy exception, bad action, worker death)."""
     video: str = ""
     trajectory: str = ""
-    calls: str = "[]"
-    """JSON list with each policy call's `info` dict (e.g. executed `blocks`) plus its latency `policy_s`."""
+    calls: list[dict] = field(default_factory=list)
+    """One dict per policy call: `env_step` (steps executed before it), `policy_s` (latency), `blocks` (executed
+    backbone blocks as reference indices, or None) and `info` (the rest of the policy's info)."""
     jerk: float = float("nan")
     """Mean squared jerk of the commanded end-effector translation, (action units / step^3)^2: actions[:, :3]
     are per-step displacement commands, so jerk is their second difference. NaN below 3 steps."""
     record_s: float = 0.0
-    """Time spent on the harness's own per-call records (info, latency, jerk, serialisation): its overhead."""
+    """Time spent on the harness's own per-call records (info, latency, jerk): its overhead."""
     worker_pid: int = 0
     finished_at: float = field(default_factory=time.time)
 
     @classmethod
-    def for_unit(cls, unit: EpisodeUnit, task, **fields) -> "EpisodeRecord":
+    def for_unit(cls, unit: EpisodeUnit, task, checkpoint_sha256: str = "", **fields) -> "EpisodeRecord":
         """A record of `unit` (a TaskSpec gives the task's name and instruction), other fields as given."""
-        return cls(unit.policy, unit.checkpoint_sha256, unit.suite, unit.task_index, task.name, task.instruction,
-                   unit.init_index, unit.seed, **fields)
-
-    def row(self) -> dict:
-        return asdict(self)
+        return cls(unit.key, unit.policy.name, unit.spec_hash, checkpoint_sha256, unit.suite, unit.task_index,
+                   task.name, task.instruction, unit.init_index, unit.seed, **fields)
 
 
 @dataclass(frozen=True)
@@ -109,12 +117,17 @@ def check_actions(actions, action_dim: int) -> np.ndarray:
     return arr
 
 
-def _json_default(value):
+def _plain(value):
+    """Policy info as plain Python (lists, floats) so records pickle small and serialise as JSON."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
-    return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def mean_squared_jerk(actions: np.ndarray) -> float:
@@ -129,8 +142,7 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
     task = env.spec_task
     action_dim = env.action_space.shape[0]
-    rec = EpisodeRecord.for_unit(unit, task, worker_pid=os.getpid())
-    calls: list[dict] = []
+    rec = EpisodeRecord.for_unit(unit, task, getattr(policy, "checkpoint_sha256", ""), worker_pid=os.getpid())
     frames: list[np.ndarray] = []
     states: list[np.ndarray] = []
     executed: list[np.ndarray] = []
@@ -150,7 +162,10 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
             policy_s = (t1 - t0) - (env.timers.render_s - rendered_before)
             rec.policy_s += policy_s
             rec.policy_calls += 1
-            calls.append({**out.info, "policy_s": policy_s})
+            info = dict(out.info)
+            blocks = info.pop("blocks", None)
+            rec.calls.append({"env_step": rec.steps, "policy_s": policy_s,
+                              "blocks": None if blocks is None else [int(b) for b in blocks], "info": _plain(info)})
             chunk = check_actions(out.actions, action_dim)
             commanded.append(chunk)
             rec.record_s += time.perf_counter() - t1
@@ -164,7 +179,7 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
                     frames.append(env.render())
                 if terminated or truncated:
                     rec.success = bool(info["success"])
-                    rec.partial = json.dumps(info.get("partial", {}))
+                    rec.partial = _plain(dict(info.get("partial", {})))
                     done = True
                     break
     except Exception as exc:  # noqa: BLE001 - any failure of one episode is data, not a crash
@@ -175,7 +190,6 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     rec.render_s = env.timers.render_s
     rec.renders = env.timers.renders
     t0 = time.perf_counter()
-    rec.calls = json.dumps(calls, default=_json_default)
     rec.jerk = mean_squared_jerk(np.concatenate(commanded)[:rec.steps]) if commanded else float("nan")
     rec.record_s += time.perf_counter() - t0
     if outputs.video is not None and frames:
@@ -189,17 +203,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> str:
     """Write an MP4 atomically (a killed run never leaves a truncated file under the final name)."""
     import imageio.v2 as imageio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
-    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
     return str(path)
 
 
 def write_trajectory(path: Path, states: np.ndarray, actions: np.ndarray) -> str:
     """Write states and actions as .npz atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, states=states, actions=actions)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, states=states, actions=actions)
     return str(path)

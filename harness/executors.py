@@ -1,9 +1,10 @@
-"""Where episodes run: a local pool of worker processes, each owning its own simulator and policy.
+"""Where units run. An `Executor` takes self-contained units and yields one `Outcome` per unit as episodes
+finish; `LocalPool` runs them in worker processes on this machine (a Ray executor offers the same `run`).
 
 Workers are separate processes (spawned, so no simulator or GL state is inherited) fed one unit at a time
 through their own inbox, so the pool always knows which episode each worker holds. A worker that dies
 (segfault, OOM kill) has its episode retried once on a fresh worker, then reported as a crash; workers exit
-by themselves when the parent process disappears. Another executor (e.g. Ray) only has to offer `run`.
+by themselves when the parent process disappears. Each runs `harness.worker.Worker`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import multiprocessing as mp
 import os
 import queue
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 
@@ -23,27 +24,26 @@ MAX_ATTEMPTS = 2
 class Outcome:
     unit: EpisodeUnit
     record: EpisodeRecord | None
-    """None when the unit's worker died MAX_ATTEMPTS times; `crash` then says how."""
+    """None when the unit failed before its episode could start or its worker died MAX_ATTEMPTS times; `crash`
+    then says why."""
     crash: str = ""
 
 
-def threads_per_worker(workers: int) -> int:
-    """torch threads of each worker: the cores shared out, so that workers never oversubscribe the CPU (OpenMP
-    threads spinning against each other made a policy call ~10x slower here)."""
-    return max(1, (os.cpu_count() or 1) // workers)
+class Executor(Protocol):
+    name: str
+
+    def run(self, units: list[EpisodeUnit], outputs: dict[str, EpisodeOutputs]) -> Iterator[Outcome]:
+        """One Outcome per unit, in completion order."""
+
+    def describe(self) -> dict:
+        """What the manifest records of this executor (kind, workers, nodes)."""
 
 
-def _worker(policy_name: str, checkpoints: dict[str, str | None], threads: int, inbox, outbox, parent_pid: int) -> None:
-    """Run units from `inbox` until None arrives or the parent is gone; one policy per suite (loaded from
-    `checkpoints[suite]`), one env per task, both reused."""
-    import sys
+def _serve(inbox, outbox, parent_pid: int) -> None:
+    """A worker process: run units from `inbox` until None arrives or the parent is gone."""
+    from harness.worker import Worker
 
-    from harness.episode import run_episode
-    from policies import make_policy
-    from tasks import make_suite
-
-    policies = {}
-    env, env_key = None, None
+    worker = Worker()
     while True:
         try:
             msg = inbox.get(timeout=1.0)
@@ -54,31 +54,12 @@ def _worker(policy_name: str, checkpoints: dict[str, str | None], threads: int, 
         if msg is None:
             break
         unit, outputs = msg
-        key = (unit.suite, unit.task_index)
         try:
-            if unit.suite not in policies:
-                policies[unit.suite] = make_policy(policy_name, checkpoints.get(unit.suite), unit.suite)
-                if "torch" in sys.modules:  # only learned policies load torch; scripted ones need not pay for it
-                    sys.modules["torch"].set_num_threads(threads)
-            policy = policies[unit.suite]
-            if env_key != key:
-                if env is not None:
-                    env.close()
-                env, env_key = None, None
-                env = make_suite(unit.suite).make_env(unit.task_index, policy.obs_spec)
-                env_key = key
-            record = run_episode(env, policy, unit, outputs)
-        except Exception as exc:  # noqa: BLE001 - env creation failure is this unit's error, not the pool's
+            outbox.put(("done", unit, worker.run(unit, outputs)))
+        except Exception as exc:  # noqa: BLE001 - a policy or env that cannot be built is this unit's error
+            worker.close()
             outbox.put(("failed", unit, f"{type(exc).__name__}: {exc}"))
-            env, env_key = None, None
-            continue
-        if record.error:
-            # The simulator may be in a bad state after an exception: start the next episode on a fresh env.
-            env.close()
-            env, env_key = None, None
-        outbox.put(("done", unit, record))
-    if env is not None:
-        env.close()
+    worker.close()
     # Skip interpreter teardown: robosuite's EGL contexts raise noisy errors from __del__ once EGL is gone.
     outbox.close()
     outbox.join_thread()
@@ -88,39 +69,43 @@ def _worker(policy_name: str, checkpoints: dict[str, str | None], threads: int, 
 class LocalPool:
     """`workers` processes on this machine."""
 
-    def __init__(self, policy_name: str, workers: int, checkpoints: dict[str, str | None] | None = None):
-        """checkpoints: suite -> checkpoint folder of a learned policy (a suite not named: the policy's default)."""
-        self.policy_name = policy_name
-        self.checkpoints = dict(checkpoints or {})
+    name = "local"
+
+    def __init__(self, workers: int):
         self.workers = workers
         self._ctx = mp.get_context("spawn")
 
+    def describe(self) -> dict:
+        import socket
+
+        return {"kind": self.name, "workers": self.workers, "nodes": [socket.gethostname()]}
+
     def _start(self, outbox):
         inbox = self._ctx.Queue()
-        proc = self._ctx.Process(
-            target=_worker, daemon=True,
-            args=(self.policy_name, self.checkpoints, threads_per_worker(self.workers), inbox, outbox, os.getpid()),
-        )
+        proc = self._ctx.Process(target=_serve, daemon=True, args=(inbox, outbox, os.getpid()))
         proc.start()
         return proc, inbox
 
     def run(self, units: list[EpisodeUnit], outputs: dict[str, EpisodeOutputs]) -> Iterator[Outcome]:
-        """Yield one Outcome per unit, in completion order. Units of the same task go to the same worker."""
+        """Yield one Outcome per unit, in completion order. A worker next takes a unit of the task it holds."""
         pending = list(units)
         attempts: dict[str, int] = {}
         outbox = self._ctx.Queue()
         slots = [self._start(outbox) for _ in range(min(self.workers, len(pending)))]
         holding: list[EpisodeUnit | None] = [None] * len(slots)
-        last_task: list[tuple | None] = [None] * len(slots)
+        last_env: list[tuple | None] = [None] * len(slots)
         remaining = len(pending)
+
+        def ident(u: EpisodeUnit) -> tuple:
+            return u.spec_hash, u.key
 
         def dispatch(i: int) -> None:
             if not pending:
                 return
-            pick = next((j for j, u in enumerate(pending) if (u.suite, u.task_index) == last_task[i]), 0)
+            pick = next((j for j, u in enumerate(pending) if u.env_key == last_env[i]), 0)
             unit = pending.pop(pick)
-            attempts[unit.key] = attempts.get(unit.key, 0) + 1
-            holding[i], last_task[i] = unit, (unit.suite, unit.task_index)
+            attempts[ident(unit)] = attempts.get(ident(unit), 0) + 1
+            holding[i], last_env[i] = unit, unit.env_key
             slots[i][1].put((unit, outputs.get(unit.key, EpisodeOutputs())))
 
         try:
@@ -134,22 +119,19 @@ class LocalPool:
                         if proc.exitcode is None:
                             continue
                         lost = holding[i]
-                        slots[i], holding[i], last_task[i] = self._start(outbox), None, None
+                        slots[i], holding[i], last_env[i] = self._start(outbox), None, None
                         if lost is not None:
-                            if attempts[lost.key] < MAX_ATTEMPTS:
+                            if attempts[ident(lost)] < MAX_ATTEMPTS:
                                 pending.insert(0, lost)
                             else:
                                 remaining -= 1
                                 yield Outcome(lost, None, f"worker died (exit code {proc.exitcode}) {MAX_ATTEMPTS} times")
                         dispatch(i)
                     continue
-                i = next(j for j, u in enumerate(holding) if u is not None and u.key == unit.key)
+                i = next(j for j, u in enumerate(holding) if u is not None and ident(u) == ident(unit))
                 holding[i] = None
                 remaining -= 1
-                if kind == "done":
-                    yield Outcome(unit, payload)
-                else:
-                    yield Outcome(unit, None, payload)
+                yield Outcome(unit, payload) if kind == "done" else Outcome(unit, None, payload)
                 dispatch(i)
         finally:
             for proc, inbox in slots:

@@ -1,44 +1,52 @@
-"""Tables from episode records (pandas): the terminal summary of a run."""
+"""Tables from episode and call records (pandas): the terminal summary of a run."""
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pandas as pd
 
 from harness.stats import wilson_interval
 
 
-def _row(group: pd.DataFrame) -> dict:
+def _row(group: pd.DataFrame, calls: pd.DataFrame | None) -> dict:
     n = len(group)
     k = int(group["success"].sum())
     lo, hi = wilson_interval(k, n)
-    calls = group["policy_calls"].sum()
-    partial = pd.DataFrame([json.loads(p) for p in group["partial"]]) if "partial" in group else pd.DataFrame()
-    return {
+    n_calls = group["policy_calls"].sum()
+    row = {
         "episodes": n,
         "success_%": 100.0 * k / n if n else float("nan"),
         "ci95_%": f"{100 * lo:.0f}-{100 * hi:.0f}",
         "errors": int((group["error"] != "").sum()),
         "steps_mean": group["steps"].mean(),
-        "policy_ms_per_call": 1000.0 * group["policy_s"].sum() / calls if calls else float("nan"),
+        "policy_ms_per_call": 1000.0 * group["policy_s"].sum() / n_calls if n_calls else float("nan"),
         "wall_s_per_ep": group["wall_s"].mean(),
-        **{f"{key}_%": 100.0 * partial[key].fillna(False).astype(bool).mean() for key in partial.columns},
+        **{f"{c[len('partial_'):]}_%": 100.0 * group[c].fillna(False).astype(bool).mean()
+           for c in group.columns if c.startswith("partial_")},
     }
+    if calls is not None:
+        mine = calls[calls["key"].isin(group["key"])]
+        if mine["exec_fraction"].notna().any():
+            row["exec_%"] = 100.0 * mine["exec_fraction"].mean()
+        if mine["gflops"].notna().any():
+            row["GF_per_call"] = mine["gflops"].mean()
+    return row
 
 
-def summary_table(episodes: pd.DataFrame) -> pd.DataFrame:
+def summary_table(episodes: pd.DataFrame, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (suite, task) plus an `ALL` row per suite. Success over all counted episodes, errors
-    included as failures; the interval is a 95% Wilson interval over episodes."""
+    included as failures; the interval is a 95% Wilson interval over episodes. With `calls`: the mean executed
+    share of the reference backbone and GFLOPs per call over every recorded call."""
     rows = []
     for suite, sdf in episodes.groupby("suite", sort=False):
+        scalls = None if calls is None else calls[calls["suite"] == suite]
         for (task, name), tdf in sdf.groupby(["task_index", "task_name"]):
-            rows.append({"suite": suite, "task": int(task), "name": name, **_row(tdf)})
-        rows.append({"suite": suite, "task": "ALL", "name": f"{sdf['task_index'].nunique()} tasks", **_row(sdf)})
-    return pd.DataFrame(rows)
+            rows.append({"suite": suite, "task": int(task), "name": name, **_row(tdf, scalls)})
+        rows.append({"suite": suite, "task": "ALL", "name": f"{sdf['task_index'].nunique()} tasks", **_row(sdf, scalls)})
+    return pd.DataFrame(rows).replace({None: np.nan})
 
 
-def format_summary(episodes: pd.DataFrame, scope: str) -> str:
-    table = summary_table(episodes)
+def format_summary(episodes: pd.DataFrame, scope: str, calls: pd.DataFrame | None = None) -> str:
+    table = summary_table(episodes, calls)
     table["name"] = table["name"].str.slice(0, 60)
     text = table.to_string(index=False, float_format=lambda x: f"{x:.1f}")
     return f"{scope}\n{text}"

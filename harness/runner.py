@@ -1,4 +1,5 @@
-"""An evaluation: expand a request into episode units, skip those already on disk, run the rest, store rows.
+"""An evaluation: expand a request into self-contained episode units, skip those already on disk, run the rest
+on an executor, store their records.
 
 `plan` validates everything a user typed before any simulator starts, raising `UsageError` with a one-line
 message; `evaluate` runs the plan with a progress bar and returns every requested episode (old and new).
@@ -12,11 +13,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
-from harness.executors import LocalPool, threads_per_worker
+from core.paths import DEFAULT_RESULTS, shown
 from core.registry import UnknownName
-from core.paths import DEFAULT_RESULTS
-from harness.store import RunMismatch, RunStore, ensure_writable, invocation_info
+from core.spec import PolicySpec
+from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
+from harness.executors import Executor, LocalPool
+from harness.store import SCHEMA_VERSION, RunMismatch, RunStore, digest, ensure_writable, invocation_info
+from harness.worker import inference_protocol
 from tasks import expand_suites, make_suite
 from tasks.base import TaskSpec
 
@@ -27,10 +30,11 @@ class UsageError(ValueError):
 
 @dataclass
 class EvalRequest:
-    policy: str
+    policy: PolicySpec | str
+    """A spec, or a registry name / import path without params."""
     suite: str
     checkpoint: str | None = None
-    """Checkpoint folder of a learned policy; None = its shipped default."""
+    """Checkpoint folder of a learned policy, overriding the spec's; None = the spec's or its shipped default."""
     episodes: int | None = None
     """Init states per task: episode i of a task uses init state i (0 <= i < episodes); None = all of them."""
     tasks: tuple[int, ...] | None = None
@@ -43,11 +47,17 @@ class EvalRequest:
     seed: int = 0
     results_root: Path = DEFAULT_RESULTS
 
+    def spec(self) -> PolicySpec:
+        spec = PolicySpec(self.policy) if isinstance(self.policy, str) else self.policy
+        if self.checkpoint:
+            spec = PolicySpec(spec.family, spec.params, str(self.checkpoint), spec.name)
+        return spec
+
 
 @dataclass
 class SuitePlan:
-    checkpoint: str | None
-    """The checkpoint folder the suite's episodes load (the policy's shipped one for the suite by default)."""
+    loaded: object
+    """The `policies.LoadedPolicy` built for the suite (checkpoint resolved, identity, run tag)."""
     store: RunStore
     tasks: dict[int, TaskSpec]
     units: list[EpisodeUnit]
@@ -55,19 +65,35 @@ class SuitePlan:
     manifest: dict
 
 
+def _compute(loaded, store: RunStore, task: TaskSpec) -> dict:
+    """The run's compute model: from its manifest when it has one, else counted now (`harness.compute`)."""
+    from harness.compute import measure
+
+    old = store.manifest().get("compute")
+    if old:
+        return old
+    if loaded.policy.obs_spec.privileged:
+        return {"skipped": "a privileged-state policy (scripted expert) is not a model: no FLOPs counted"}
+    try:
+        return measure(loaded, task).to_dict()
+    except Exception as err:  # noqa: BLE001 - a policy we cannot count still evaluates; the manifest says why
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def plan(req: EvalRequest) -> list[SuitePlan]:
-    from policies import POLICIES, make_policy
+    from policies import POLICIES, load_policy
     from policies.base import NoShippedCheckpoint, PolicyLoadError
 
+    spec = req.spec()
     try:
-        POLICIES.check(req.policy)
+        POLICIES.check(spec.family)
         suites = expand_suites(req.suite)
     except UnknownName as err:
         raise UsageError(str(err)) from None
-    policies, missing = {}, []
+    loaded, missing = {}, []
     for s in suites:
         try:
-            policies[s] = make_policy(req.policy, req.checkpoint, s)
+            loaded[s] = load_policy(spec, s)
         except NoShippedCheckpoint as err:
             # A group (SUITE=libero) runs the suites the policy ships checkpoints for and says which it skips.
             if len(suites) == 1:
@@ -75,11 +101,10 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             missing.append(s)
         except (UnknownName, PolicyLoadError) as err:
             raise UsageError(str(err)) from None
-    if not policies:
-        raise UsageError(f"no shipped {req.policy} checkpoint for any suite of {req.suite!r} ({', '.join(suites)})")
+    if not loaded:
+        raise UsageError(f"no shipped {spec.name} checkpoint for any suite of {req.suite!r} ({', '.join(suites)})")
     if missing:
-        print(f"warning: no shipped {req.policy} checkpoint for {', '.join(missing)}: skipped (pass CHECKPOINT=<folder>)")
-    suites = tuple(policies)
+        print(f"warning: no shipped {spec.name} checkpoint for {', '.join(missing)}: skipped (pass CHECKPOINT=<folder>)")
     if req.workers < 1:
         raise UsageError(f"WORKERS must be >= 1, got {req.workers}")
     if req.video < 0:
@@ -89,7 +114,7 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
     except PermissionError as err:
         raise UsageError(str(err)) from None
     plans = []
-    for suite_name in suites:
+    for suite_name, lp in loaded.items():
         suite = make_suite(suite_name)
         specs = suite.tasks()
         indices = req.tasks if req.tasks is not None else tuple(range(len(specs)))
@@ -100,29 +125,31 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
         episodes = n_init if req.episodes is None else req.episodes
         if not 1 <= episodes <= n_init:
             raise UsageError(f"EPISODES must be in 1..{n_init} for {suite_name} (one per init state), got {episodes}")
-        policy = policies[suite_name]
-        checkpoint = str(policy.checkpoint) if getattr(policy, "checkpoint", None) else None
-        store = RunStore(req.results_root, req.policy, policy.checkpoint_sha256, suite_name)
-        units = [
-            EpisodeUnit(req.policy, policy.checkpoint_sha256, suite_name, t, i, req.seed)
-            for t in indices
-            for i in range(episodes)
-        ]
+        store = RunStore(req.results_root, lp.tag, suite_name)
+        unit_spec = PolicySpec(spec.family, spec.params, str(lp.checkpoint) if lp.checkpoint else None, spec.name)
+        spec_hash = lp.spec_hash
+        units = [EpisodeUnit(unit_spec, spec_hash, suite_name, t, i, req.seed) for t in indices for i in range(episodes)]
         done = store.completed_keys()
         todo = [u for u in units if u.key not in done]
+        protocol = suite.protocol()
         manifest = {
-            "policy": req.policy,
-            "checkpoint_sha256": policy.checkpoint_sha256,
+            "schema_version": SCHEMA_VERSION,
+            "spec": {**spec.to_dict(), "checkpoint": shown(lp.checkpoint) if lp.checkpoint else None},
+            "identity": lp.identity,
+            "spec_hash": spec_hash,
+            "tag": lp.tag,
             "suite": suite_name,
-            "protocol": suite.protocol(),
+            "protocol": protocol,
+            "protocol_hash": digest({"protocol": protocol, "simulator": suite.versions()}),
             "simulator": suite.versions(),
+            "inference": inference_protocol(),
+            "compute": _compute(lp, store, specs[indices[0]]),
             "invocation": invocation_info(
-                workers=req.workers, torch_threads_per_worker=threads_per_worker(req.workers), episodes=episodes,
-                tasks=list(indices), seed=req.seed, video=req.video, trajectories=req.trajectories,
-                checkpoint=checkpoint,
+                workers=req.workers, episodes=episodes, tasks=list(indices), seed=req.seed, video=req.video,
+                trajectories=req.trajectories, checkpoint=shown(lp.checkpoint) if lp.checkpoint else None,
             ),
         }
-        plans.append(SuitePlan(checkpoint, store, {t.index: t for t in specs}, units, todo, manifest))
+        plans.append(SuitePlan(lp, store, {t.index: t for t in specs}, units, todo, manifest))
     return plans
 
 
@@ -130,17 +157,23 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
 class EvalResult:
     episodes: pd.DataFrame
     """Every requested episode, from this invocation and earlier ones."""
+    calls: pd.DataFrame
+    """Their policy calls (`harness.store.CALL_COLUMNS`)."""
     run_dirs: list[Path]
 
 
-def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
-    """Run every missing episode of the request and return all requested episodes."""
+def evaluate(req: EvalRequest, progress: bool = True, executor: Executor | None = None) -> EvalResult:
+    """Run every missing episode of the request on `executor` (default: a local pool of `req.workers`) and return
+    all requested episodes."""
     plans = plan(req)
+    executor = executor or LocalPool(req.workers)
     for p in plans:
+        p.manifest["invocation"]["executor"] = executor.describe()
         try:
             p.store.write_manifest(p.manifest)
         except RunMismatch as err:
             raise UsageError(str(err)) from None
+        p.store.compact()  # a resumed run starts from compact tables
     todo = [u for p in plans for u in p.todo]
     by_suite = {p.store.dir.name: p for p in plans}
     outputs = {}
@@ -155,21 +188,24 @@ def evaluate(req: EvalRequest, progress: bool = True) -> EvalResult:
     if todo:
         bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
         successes = finished = 0
-        checkpoints = {p.store.dir.name: p.checkpoint for p in plans}
-        for outcome in LocalPool(req.policy, req.workers, checkpoints).run(todo, outputs):
+        for outcome in executor.run(todo, outputs):
             p = by_suite[outcome.unit.suite]
             record = outcome.record or EpisodeRecord.for_unit(
-                outcome.unit, p.tasks[outcome.unit.task_index], error=outcome.crash
+                outcome.unit, p.tasks[outcome.unit.task_index], p.loaded.identity["checkpoint_sha256"],
+                error=outcome.crash,
             )
-            p.store.write_episode(outcome.unit.key, record)
+            p.store.write_episode(record)
             finished += 1
             successes += record.success
             bar.update()
             bar.set_postfix_str(f"success {successes / finished:.0%} ({successes}/{finished})")
         bar.close()
-    frames = []
+    episodes, calls = [], []
     for p in plans:
-        df = p.store.load()
-        wanted = {(u.task_index, u.init_index, u.seed) for u in p.units}
-        frames.append(df[[k in wanted for k in zip(df["task_index"], df["init_index"], df["seed"])]])
-    return EvalResult(pd.concat(frames, ignore_index=True), [p.store.dir for p in plans])
+        p.store.compact()
+        wanted = {u.key for u in p.units}
+        df, cf = p.store.load(), p.store.load_calls()
+        episodes.append(df[df["key"].isin(wanted)])
+        calls.append(cf[cf["key"].isin(wanted)])
+    return EvalResult(pd.concat(episodes, ignore_index=True), pd.concat(calls, ignore_index=True),
+                      [p.store.dir for p in plans])

@@ -78,6 +78,20 @@ class Observation:
         return self._images is not None
 
 
+PROPRIO = {"eef_pos": 3, "eef_quat": 4, "gripper_qpos": 2}
+"""Proprio every suite reports: end-effector position (m, world frame), orientation (quaternion xyzw), gripper
+finger joint positions (m); float32."""
+
+
+def blank_observation(spec: ObsSpec) -> Observation:
+    """A black-image observation at the identity pose, in the declared cameras and resolution: input for counting
+    a call's FLOPs, which do not depend on pixel values (routing may; `info["blocks"]` says what ran)."""
+    proprio = {k: np.zeros(n, np.float32) for k, n in PROPRIO.items()}
+    proprio["eef_quat"][3] = 1.0
+    images = {c: np.zeros((*spec.resolution, 3), np.uint8) for c in spec.cameras}
+    return Observation(proprio, None, lambda: images, 0, lambda: 0)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task of a suite. `index` is its position in the suite's official order."""

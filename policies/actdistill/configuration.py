@@ -1,4 +1,5 @@
-"""Typed configuration of the ActDistill student and its training (arXiv 2511.18082, reference code defaults).
+"""Typed configuration of the ActDistill student and its losses (arXiv 2511.18082, reference code defaults, plus
+our compute budget at the shipped students' setting).
 
 Widths that are 512 in the 7B original are scaled to this backbone (`router_width`, `semantic_width`).
 """
@@ -39,10 +40,11 @@ class ActDistillConfig:
     """Ours: train with hard gates in the forward pass and soft-gate gradients (straight-through estimator), so
     that training sees the skips inference makes. False: the reference's soft gates (thresholded only at
     inference, a train/test mismatch whenever a gate is far from 0 or 1)."""
-    budget: float | None = None
-    """Most fraction of blocks to execute (e.g. 0.5), or None for the reference method without it. Ours: the
-    balance loss evens gates across blocks but does not say how many run."""
-    budget_weight: float = 1.0
+    budget: float | None = 0.33
+    """Most fraction of blocks to execute, in (0, 1], or None for the reference method without it. Ours: the
+    balance loss evens gates across blocks but does not say how many run. The default is the shipped students'."""
+    budget_weight: float = 10.0
+    """Weight of the budget term (`losses.budget_loss`: the squared excess of the mean gate over `budget`)."""
     graph: bool = True
     """False: ablation without graph encapsulation, distilling only the teacher's final actions."""
     static_blocks: tuple[int, ...] | None = None

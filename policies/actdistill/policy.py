@@ -1,25 +1,45 @@
 """The ActDistill student behind the policy protocol: like the teacher, but blocks run only where the router says.
 
-`info["blocks"]` lists the backbone blocks executed at each call (batch 1), for profiling and reports.
+`info["blocks"]` lists the backbone blocks executed at each call (batch 1) as indices of the teacher's blocks
+(the student's block i is a fine-tuned copy of teacher block i); `reference` is that teacher.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from core.paths import CHECKPOINTS
+from core.spec import PolicySpec
 from policies.actdistill.configuration import ActDistillConfig
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import Checkpoint, CheckpointError
-from core.paths import CHECKPOINTS
 from policies.vla.policy import VLAPolicy
+
+
+def teacher_checkpoint(sha256: str, near: Path) -> Path | None:
+    """The teacher folder whose weights have `sha256`: a shipped teacher, or a sibling `teacher` folder of the
+    student's; None when it is nowhere here."""
+    for candidate in [*sorted((CHECKPOINTS / "teacher").glob("*")), near.parent / "teacher"]:
+        digest = candidate / "model.safetensors.sha256"
+        if digest.exists() and digest.read_text().split()[0] == sha256:
+            return candidate
+    return None
 
 
 class ActDistillPolicy(VLAPolicy):
     shipped = CHECKPOINTS / "actdistill"
     train_command = "make distill"
 
+    def __init__(self, checkpoint: Path | str):
+        super().__init__(checkpoint)
+        teacher = teacher_checkpoint(self.teacher_sha256, Path(checkpoint))
+        self.reference = PolicySpec("teacher", checkpoint=str(teacher)) if teacher else None
+
     def build_model(self, ckpt: Checkpoint) -> StudentVLA:
         if "actdistill" not in ckpt.meta:
             raise CheckpointError("checkpoint has no 'actdistill' config in config.json meta: not a distilled student")
+        self.teacher_sha256 = ckpt.meta.get("teacher_sha256", "")
         return StudentVLA(ckpt.config, ActDistillConfig.from_dict(ckpt.meta["actdistill"]))
 
     def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:

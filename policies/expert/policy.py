@@ -19,10 +19,12 @@ __all__ = ["ExpertConfig", "ExpertPolicy"]
 
 @lru_cache(maxsize=1)
 def source_sha256() -> str:
-    """sha256 over the expert's source files (names and contents, sorted)."""
+    """sha256 over every source file of the expert package, subpackages included (paths relative to the
+    package and contents, sorted by path)."""
+    root = Path(__file__).parent
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 

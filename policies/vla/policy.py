@@ -53,15 +53,26 @@ class VLAPolicy:
         self.cfg = ckpt.config
         self.normalizer = ckpt.normalizer
         self.model = self.build_model(ckpt).eval()
-        load_state_strict(self.model, ckpt.state_dict, str(path))
+        self.load_weights(ckpt)
         self.encoders = Encoders(self.cfg)
         self.checkpoint_sha256 = ckpt.sha256
         self.obs_spec = ObsSpec(cameras=self.cfg.cameras, resolution=(self.cfg.image_size,) * 2)
         self._lang: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._task: TaskSpec | None = None
 
+    reference = None
+    """Spec of the model whose block indices `info["blocks"]` uses (None: this policy's own backbone)."""
+
     def build_model(self, ckpt: Checkpoint) -> VLA:
         return VLA(ckpt.config)
+
+    def load_weights(self, ckpt: Checkpoint) -> None:
+        load_state_strict(self.model, ckpt.state_dict, str(self.checkpoint))
+
+    @property
+    def block_prefix(self) -> str:
+        """Module path of the backbone blocks as `FlopCounterMode` names it (`<prefix>.<i>` is block i)."""
+        return f"{type(self.model).__name__}.blocks"
 
     def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
         """-> normalised action chunk (K, action_dim) and the backbone blocks executed."""

@@ -1,0 +1,42 @@
+"""Typed params of the static-pruned family: which of the teacher's backbone blocks a pruned model keeps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PruningParams:
+    method: Literal["first", "uniform", "blocks"] = "first"
+    """first: the first `keep` blocks (truncation, as SmolVLA keeps the first half of its VLM's layers);
+    uniform: `keep` blocks evenly spaced over the depth, first and last included; blocks: exactly `blocks`."""
+    keep: int | None = None
+    """Blocks kept, for first / uniform."""
+    blocks: tuple[int, ...] | None = None
+    """Teacher block indices kept, for method=blocks."""
+
+    def __post_init__(self):
+        if self.method == "blocks":
+            if not self.blocks or self.keep is not None:
+                raise ValueError("method=blocks needs blocks=<i,j,...> and no keep")
+            if sorted(set(self.blocks)) != list(self.blocks) or min(self.blocks) < 0:
+                raise ValueError(f"blocks must be distinct ascending indices >= 0, got {self.blocks}")
+        else:
+            if self.keep is None or self.keep < 1 or self.blocks is not None:
+                raise ValueError(f"method={self.method} needs keep=<k >= 1> and no blocks")
+
+    def kept(self, depth: int) -> tuple[int, ...]:
+        """Teacher block indices kept out of `depth`; ValueError when they do not fit."""
+        if self.method == "blocks":
+            kept = self.blocks
+        elif self.keep > depth:
+            raise ValueError(f"keep={self.keep} exceeds the teacher's {depth} blocks")
+        elif self.method == "first":
+            kept = tuple(range(self.keep))
+        else:
+            kept = tuple(int(round(x)) for x in np.linspace(0, depth - 1, self.keep))
+        if max(kept) >= depth:
+            raise ValueError(f"blocks {kept} out of range for a teacher of {depth} blocks (0..{depth - 1})")
+        return kept
