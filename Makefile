@@ -11,6 +11,7 @@ APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libosmesa6
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
 POLICY ?= expert
+PARAMS ?=
 CHECKPOINT ?=
 SUITE ?= libero_spatial
 EPISODES ?=
@@ -23,9 +24,10 @@ DEMOS ?= $(RESULTS)/demos
 
 export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
-export PYTHONPATH := $(CURDIR)
+# Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test demos train-teacher distill ablations profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -52,11 +54,15 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 eval: $(STAMP)
-	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
+	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(PARAMS),--params "$(PARAMS)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
 	  --workers $(WORKERS) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# No simulator, no training: the pieces alone (<= 2 min).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench-harness: $(STAMP)
 	$(PY) -m harness.cli bench-harness --suite $(SUITE)

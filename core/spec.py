@@ -134,8 +134,8 @@ def spec_hash(ident: dict) -> str:
 
 def run_tag(spec: PolicySpec, ident: dict) -> str:
     """Folder name of a run: the name the user typed (':' and other path-hostile characters replaced), the params
-    the user gave, and the identity hash; e.g. `pruned_method-first_keep-6-3f2a9c0d1e4b`."""
-    parts = [spec.name] + [f"{k}-{v}" for k, v in sorted(spec.params.items())]
+    the user gave, and the identity hash; e.g. `pruned_keep-6_method-first-3f2a9c0d1e4b`, `my_module.MyPolicy-…`."""
+    parts = [spec.name.replace(":", ".")] + [f"{k}-{v}" for k, v in sorted(spec.params.items())]
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(str(p) for p in parts)).strip("-")[:80]
     return f"{readable}-{spec_hash(ident)}"
 

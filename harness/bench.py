@@ -48,13 +48,14 @@ class _LooksAtImages:
 
 
 def _expert_chunked(suite: str) -> dict:
+    from core.spec import PolicySpec
     from harness.episode import EpisodeUnit, run_episode
     from policies.expert.policy import ExpertConfig, ExpertPolicy
 
     policy = _LooksAtImages(ExpertPolicy(ExpertConfig(chunk=8, cameras=CAMERAS)))
     env = make_suite(suite).make_env(0, policy.obs_spec)
     try:
-        rec = run_episode(env, policy, EpisodeUnit("expert", "", suite, 0, 0, 0))
+        rec = run_episode(env, policy, EpisodeUnit(PolicySpec("expert"), "", suite, 0, 0, 0))
     finally:
         env.close()
     if rec.error:

@@ -140,7 +140,7 @@ def cmd_demos(args) -> int:
         cameras = tuple(json.loads((run_dir / "manifest.json").read_text())["protocol"]["cameras"])
         suite_eps = eps[eps["suite"] == run_dir.name]
         try:
-            written += build_demos(suite_eps, args.out, cameras, (args.resolution, args.resolution),
+            written += build_demos(suite_eps, result.calls, args.out, cameras, (args.resolution, args.resolution),
                                    args.frame_stride, args.workers, progress=not args.no_progress)
         except ValueError as err:
             raise UsageError(str(err)) from None

@@ -24,8 +24,8 @@ class TaskJob:
     task_index: int
     task_name: str
     instruction: str
-    trajectories: tuple[tuple[int, str, str], ...]
-    """(init index, .npz path, calls JSON) of the task's successful episodes."""
+    trajectories: tuple[tuple[int, str, tuple[str, ...]], ...]
+    """(init index, .npz path, each call's info JSON in call order) of the task's successful episodes."""
     out: str
     cameras: tuple[str, ...]
     resolution: tuple[int, int]
@@ -34,10 +34,10 @@ class TaskJob:
     """Policy name of the runs (e.g. `expert`, `expert_dart`)."""
 
 
-def action_labels(calls_json: str, executed: np.ndarray) -> np.ndarray:
+def action_labels(infos: tuple[str, ...], executed: np.ndarray) -> np.ndarray:
     """The actions a demo teaches: the executed ones, or the demonstrator's own where its calls report them
     (`info["labels"]`, one per executed step: `expert_dart` executes perturbed actions)."""
-    labels = [label for call in json.loads(calls_json) for label in call.get("labels", [])]
+    labels = [label for info in infos for label in json.loads(info).get("labels", [])]
     if not labels:
         return executed
     labels = np.asarray(labels, executed.dtype)[:len(executed)]
@@ -46,10 +46,10 @@ def action_labels(calls_json: str, executed: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _replay(env, trajectory: Path, calls_json: str, job: TaskJob) -> Demo:
+def _replay(env, trajectory: Path, infos: tuple[str, ...], job: TaskJob) -> Demo:
     """Restore every stored state: proprio at each step, images every `frame_stride` steps."""
     data = np.load(trajectory)
-    states, actions = data["states"], action_labels(calls_json, data["actions"])
+    states, actions = data["states"], action_labels(infos, data["actions"])
     pos, quat, grip, frame_index = [], [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in job.cameras}
     for t, state in enumerate(states):
@@ -75,7 +75,7 @@ def _build_task(job: TaskJob) -> str:
     suite = make_suite(job.suite)
     env = suite.make_env(job.task_index, ObsSpec(cameras=job.cameras, resolution=job.resolution))
     try:
-        demos = [_replay(env, Path(path), calls, job) for _, path, calls in job.trajectories]
+        demos = [_replay(env, Path(path), infos, job) for _, path, infos in job.trajectories]
     finally:
         env.close()
     attrs = {
@@ -94,12 +94,14 @@ def _build_task(job: TaskJob) -> str:
     return job.out
 
 
-def build_demos(episodes: pd.DataFrame, out_dir: Path, cameras: tuple[str, ...], resolution: tuple[int, int],
-                frame_stride: int, workers: int, progress: bool = True) -> list[Path]:
-    """One HDF5 per task from the successful episodes (with trajectories) in `episodes`; skips finished files."""
+def build_demos(episodes: pd.DataFrame, calls: pd.DataFrame, out_dir: Path, cameras: tuple[str, ...],
+                resolution: tuple[int, int], frame_stride: int, workers: int, progress: bool = True) -> list[Path]:
+    """One HDF5 per task from the successful episodes (with trajectories) in `episodes` and their `calls`; skips
+    finished files."""
     from tqdm import tqdm
 
     ok = episodes[episodes["success"] & (episodes["trajectory"] != "")]
+    infos = calls.sort_values("call").groupby("key")["info"].agg(tuple)
     jobs = []
     for (suite, task_index, task_name), group in ok.groupby(["suite", "task_index", "task_name"]):
         out = demo_path(out_dir, suite, task_name)
@@ -112,7 +114,8 @@ def build_demos(episodes: pd.DataFrame, out_dir: Path, cameras: tuple[str, ...],
                 raise ValueError(f"{out} holds demos of {held!r}, not {demonstrator!r}: choose another DEMOS folder")
             continue
         jobs.append(TaskJob(suite, int(task_index), task_name, group["instruction"].iloc[0],
-                            tuple(zip(group["init_index"].astype(int), group["trajectory"], group["calls"])), str(out),
+                            tuple(zip(group["init_index"].astype(int), group["trajectory"],
+                                      group["key"].map(lambda k: infos.get(k, ())))), str(out),
                             cameras, resolution, frame_stride, demonstrator))
     done = sorted(demo_path(out_dir, s, n) for s, n in ok[["suite", "task_name"]].drop_duplicates().itertuples(index=False))
     if jobs:

@@ -65,6 +65,8 @@ def fit(groups: Sequence[tuple[Iterable[torch.nn.Parameter], float]],
     everything the loss depends on that trains (set to train mode every epoch) and must be restored on resume,
     by name. state_path: where the state of the run is saved after every epoch; it is resumed when its key
     equals `run_key` (which must determine the data, models and schedule) plus this loop's settings."""
+    if samples < 1 or batch_size < 1 or epochs < 0:
+        raise ValueError(f"fit needs samples >= 1, batch_size >= 1, epochs >= 0; got {samples}, {batch_size}, {epochs}")
     if clashes := set(modules) & set(_STATE_FIELDS):
         raise ValueError(f"module names {sorted(clashes)} are reserved for the training state {_STATE_FIELDS}")
     groups = [(list(params), base_lr) for params, base_lr in groups]

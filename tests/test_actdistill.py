@@ -1,4 +1,5 @@
-"""ActDistill pieces: hard gates really skip blocks, loss terms match hand computation, the graph probe runs."""
+"""ActDistill pieces: hard gates really skip blocks, loss terms match hand computation, the graph probe runs;
+distillation resumes, its defaults are the shipped students' recipe, its command refuses bad input."""
 import math
 
 import pytest
@@ -213,3 +214,48 @@ def test_ablations_distil_without_graph_and_with_static_blocks(tmp_path):
     with torch.no_grad():
         _, executed = student(*_inputs())
     assert executed.tolist() == [[True, False, True, False]] * 3
+
+
+def test_the_defaults_are_the_shipped_students_recipe():
+    """`make distill` with no options reproduces the shipped students: config and schedule as stored with them."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from policies.actdistill.train import DistillSchedule
+
+    root = Path(__file__).resolve().parents[1] / "checkpoints" / "actdistill"
+    metas = {c.parent.name: json.loads(c.read_text())["meta"] for c in root.glob("*/config.json")}
+    assert {"libero_spatial", "libero_object"} <= set(metas)
+    for suite, meta in metas.items():
+        assert ActDistillConfig.from_dict(meta["actdistill"]) == ActDistillConfig(), suite
+        assert DistillSchedule(**meta["schedule"]) == DistillSchedule(), suite
+
+
+def test_distill_command_overrides_only_what_is_set_and_refuses_bad_input(tmp_path):
+    import argparse
+
+    from harness.runner import UsageError
+    from harness.train_cli import COMMANDS, _distill_overrides, add_parsers
+    from tests.fixture_data import write_demos
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    base = ["distill", "--teacher", str(tmp_path / "none"), "--suite", "libero_spatial", "--demos", str(tmp_path),
+            "--out", str(tmp_path / "out")]
+    assert _distill_overrides(parser.parse_args(base), depth=4) == ({}, {})
+    args = parser.parse_args(base + ["--budget", "none", "--budget-weight", "2", "--no-graph", "--static-blocks", "0, 2",
+                                     "--stage2-epochs", "3"])
+    assert _distill_overrides(args, depth=4) == (
+        {"budget": None, "budget_weight": 2.0, "graph": False, "static_blocks": (0, 2)}, {"stage2_epochs": 3})
+    for bad, message in ((["--budget", "0"], r"--budget must be a fraction in \(0, 1\] or 'none', got '0'"),
+                         (["--budget-weight", "-1"], "--budget-weight must be >= 0"),
+                         (["--static-blocks", "1,4"], r"--static-blocks must be comma-separated block indices 0\.\.3"),
+                         (["--stage1-epochs", "0"], "--stage1-epochs must be >= 1")):
+        with pytest.raises(UsageError, match=message):
+            _distill_overrides(parser.parse_args(base + bad), depth=4)
+    with pytest.raises(UsageError, match="^no demo files for libero_spatial under"):
+        COMMANDS["distill"](parser.parse_args(base))
+    write_demos(tmp_path, n=1)
+    with pytest.raises(UsageError, match="missing model.safetensors"):
+        COMMANDS["distill"](parser.parse_args(base))

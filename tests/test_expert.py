@@ -21,7 +21,7 @@ def test_expert_solves_spatial_and_object_and_demos_round_trip(tmp_path):
     assert ep["steps"] < 280
 
     stride = 10
-    (path,) = build_demos(result.episodes, tmp_path / "demos", ("agentview", "wrist"), (64, 64), stride, workers=1,
+    (path,) = build_demos(result.episodes, result.calls, tmp_path / "demos", ("agentview", "wrist"), (64, 64), stride, workers=1,
                           progress=False)
     (demo,) = read_demos(path)
     assert demo.instruction == ep["instruction"]
@@ -64,7 +64,7 @@ def test_dart_expert_perturbs_execution_and_its_demos_hold_the_clean_labels(tmp_
     executed = np.load(ep["trajectory"])["actions"]
     noise = executed - labels
     assert np.all(noise[:, 6] == 0) and np.all(np.abs(noise[:, :3]).mean(0) > 0.3 * NOISE_STD[:3])
-    (path,) = build_demos(result.episodes, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
+    (path,) = build_demos(result.episodes, result.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
     (demo,) = read_demos(path, ("agentview",))
     np.testing.assert_allclose(demo.actions, labels)  # the demo teaches the correction, not the perturbed action
     with h5py.File(path) as f:
@@ -72,4 +72,4 @@ def test_dart_expert_perturbs_execution_and_its_demos_hold_the_clean_labels(tmp_
     clean = evaluate(EvalRequest("expert", "libero_object", episodes=1, tasks=(0,), workers=1, results_root=tmp_path,
                                  trajectories=True), progress=False)
     with pytest.raises(ValueError, match="holds demos of 'expert_dart', not 'expert'"):
-        build_demos(clean.episodes, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
+        build_demos(clean.episodes, clean.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)

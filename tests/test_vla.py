@@ -1,10 +1,15 @@
-"""The compact VLA: checkpoint save/load and its errors, and that training lowers the loss."""
+"""The compact VLA: checkpoint save/load and its errors; the shared training loop (lowers the loss, resumes to the
+weights of an uninterrupted run, is the only loop) and the teacher's recipe."""
 import json
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from policies.training import fit
 from policies.vla.checkpoint import CheckpointError, Normalizer, load_checkpoint, load_state_strict, save_checkpoint
 from policies.vla.configuration import VLAConfig
 from policies.vla.model import VLA
@@ -63,15 +68,63 @@ def test_training_steps_lower_the_loss():
         instructions=["a", "b"],
     )
     model = VLA(TINY)
-    opt = torch.optim.AdamW(model.parameters(), lr=TrainConfig().lr)
-    idx = torch.arange(n)
-    first = batch_loss(model, fs, fs.actions, fs.proprio, idx).item()
-    for _ in range(30):
-        loss = batch_loss(model, fs, fs.actions, fs.proprio, idx)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.7 * first
+    first = batch_loss(model, fs, fs.actions, fs.proprio, torch.arange(n)).item()
+
+    def loss(idx):
+        l1 = batch_loss(model, fs, fs.actions, fs.proprio, idx)
+        return l1, {"l1": l1.item()}
+
+    history = fit([(model.parameters(), TrainConfig().lr)], loss, n, batch_size=n, epochs=60, warmup_steps=1,
+                  weight_decay=0.0, clip_norm=None, epoch_seed=lambda e: e, modules={"model": model}, log=lambda m: None)
+    assert [h["epoch"] for h in history] == list(range(1, 61)) and history[-1]["l1"] < 0.7 * first
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _fit_toy(state_path, log):
+    """Two epochs of a small dropout model with two parameter groups; returns its weights."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 2))
+    head = torch.nn.Linear(2, 1)
+    x, y = torch.randn(10, 4), torch.randn(10, 1)
+
+    def loss(idx):
+        mse = F.mse_loss(head(model(x[idx])), y[idx])
+        return mse, {"mse": mse.item()}
+
+    fit([(model.parameters(), 1e-2), (head.parameters(), 3e-2)], loss, len(x), batch_size=4, epochs=2, warmup_steps=2,
+        weight_decay=0.01, clip_norm=0.5, epoch_seed=lambda e: 7 + e, modules={"model": model, "head": head},
+        state_path=state_path, run_key={"toy": 1}, label="toy", log=log)
+    return {**model.state_dict(), **{f"head.{k}": v for k, v in head.state_dict().items()}}
+
+
+def test_the_shared_loop_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """Killed after epoch 1 and resumed: the modules, optimizer and dropout RNG continue as if never stopped."""
+    def killed_after_epoch_1(msg):
+        if msg.startswith("toy epoch 1/2 done"):
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        _fit_toy(tmp_path / "state.pt", killed_after_epoch_1)
+    logs = []
+    resumed = _fit_toy(tmp_path / "state.pt", logs.append)
+    assert "toy: resuming after epoch 1" in logs and not any(m.startswith("toy epoch 1/2") for m in logs)
+    uninterrupted = _fit_toy(None, lambda m: None)
+    assert resumed.keys() == uninterrupted.keys()
+    for k in resumed:
+        assert torch.equal(resumed[k], uninterrupted[k]), k
+
+
+def test_every_optimiser_step_is_in_the_shared_loop():
+    """Recipes (teacher, distillation stages, fine-tuned baselines) call `policies.training.fit` and hold no loop."""
+    root = Path(__file__).resolve().parents[1]
+    loops = [str(p.relative_to(root)) for folder in ("policies", "harness", "core", "tasks")
+             for p in (root / folder).rglob("*.py")
+             if p != root / "policies" / "training.py"
+             and any(s in p.read_text() for s in (".backward(", "torch.optim.", "clip_grad_norm_"))]
+    assert loops == []
 
 
 def test_gripper_snaps_to_the_training_datas_command_levels(tmp_path):
@@ -102,4 +155,29 @@ def test_training_from_files_is_deterministic_and_resumes_only_the_same_run(tmp_
     logs = []
     train(paths, tmp_path / "run0", TINY, TrainConfig(epochs=2, batch_size=4, warmup_steps=1), tmp_path / "cache",
           log=logs.append)
-    assert any("from another run" in m for m in logs) and not any(m.startswith("resuming") for m in logs)
+    assert any("from another run" in m for m in logs) and not any("resuming" in m for m in logs)
+
+
+def test_the_teacher_recipe_is_the_shipped_teachers():
+    root = Path(__file__).resolve().parents[1] / "checkpoints" / "teacher"
+    shipped = {c.parent.name: json.loads(c.read_text())["meta"]["train"] for c in root.glob("*/config.json")}
+    assert {"libero_spatial", "libero_object"} <= set(shipped)
+    for suite, train in shipped.items():
+        assert asdict(TrainConfig.for_suite(suite)) == train, suite
+
+
+def test_train_teacher_command_refuses_bad_input_in_one_line(tmp_path):
+    import argparse
+
+    from harness.runner import UsageError
+    from harness.train_cli import COMMANDS, add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    base = ["train-teacher", "--suite", "libero_spatial", "--demos", str(tmp_path), "--out", str(tmp_path / "out")]
+    with pytest.raises(UsageError, match=r"^no demo files for libero_spatial under .*make demos"):
+        COMMANDS["train-teacher"](parser.parse_args(base))
+    with pytest.raises(UsageError, match=r"^--epochs must be >= 1, got 0$"):
+        COMMANDS["train-teacher"](parser.parse_args(base + ["--epochs", "0"]))
+    with pytest.raises(UsageError, match=r"^unknown suite 'nosuch'; valid: .*libero_spatial"):
+        COMMANDS["train-teacher"](parser.parse_args(base[:2] + ["nosuch"] + base[3:]))

@@ -161,6 +161,7 @@ class LiberoExpert:
             return self._finish(np.zeros(3), np.zeros(3), OPEN), {"phase": "idle", "unsupported": task.reason}
         s.steps_in_phase += 1
         pos_a, rot_a, gripper = PHASES[s.phase].step(self, v)
+        # What the next step's at-rest and fingers-still checks compare against.
         s.last_grip = v.grip
         s.last_pos = v.eef_pos.copy()
         return self._finish(pos_a, rot_a, gripper), {"phase": s.phase}

@@ -1,35 +1,18 @@
 """SIMPLER Bridge (WidowX) suites (simpler_carrot/spoon/stack/eggplant) behind the task-suite protocol.
 
-The environments are SimplerEnv's Bridge visual-matching tasks as ManiSkill3 (PyPI `mani-skill==3.0.1`)
-ships them. Assets come from an offline copy (`<repo>/../shared/assets/simpler`, or `$VLA_SIMPLER_ASSETS`)
-that `prepare_assets` mirrors into a writable cache (`~/.cache/vla-bench/simpler-assets`, or
-`$VLA_SIMPLER_ASSET_CACHE`) which `MS_ASSET_DIR` points at. Official files missing from the copy are replaced
-by generated stand-ins (a box table stage, a collision-mesh eggplant); `SimplerSuite.stand_ins()` and
-`versions()` say which, so every run manifest records it.
-
-The ManiSkill env runs with obs_mode "state_dict", so `step` is physics only; the 3rd-view camera (with the
-real-photo greenscreen overlay, as SimplerEnv) is rendered when an observation's images are first accessed.
-Rendering needs a Vulkan device: on a CPU-only machine, Mesa >= 25's lavapipe (Debian 12: bookworm-backports
-`mesa-vulkan-drivers`).
+The environments are SimplerEnv's Bridge visual-matching tasks as ManiSkill3 (PyPI `mani-skill==3.0.1`) ships
+them, on the assets `assets.prepare_assets` provides. The ManiSkill env runs with obs_mode "state_dict", so
+`step` is physics only; the 3rd-view camera (with the real-photo greenscreen overlay, as SimplerEnv) is rendered
+when an observation's images are first accessed. Rendering needs a Vulkan device: on a CPU-only machine, Mesa
+>= 25's lavapipe (Debian 12: bookworm-backports `mesa-vulkan-drivers`).
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-import logging
-import os
-import shutil
-import sys
-from dataclasses import dataclass
-from functools import lru_cache
 from importlib import metadata
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from core.paths import REPO_ROOT as REPO
 from tasks.base import ObsSpec, Observation, PrivilegedState, StepTimers, TaskEnv, TaskSpec, timed
 from tasks.protocol import (
     SIMPLER_SUITES,
@@ -38,196 +21,14 @@ from tasks.protocol import (
     protocol_dict,
     simpler_protocol,
 )
+from tasks.simpler.assets import prepare_assets
+from tasks.simpler.maniskill_patch import env_class, render_backend
 
 CAMERA_NAMES = {"agentview": "3rd_view_camera"}
 """Logical camera name -> ManiSkill sensor (the one SimplerEnv overlays the real photo on)."""
 
 VIDEO_RESOLUTION = (240, 320)
 """Half the native 480x640, same aspect."""
-
-BRIDGE_DIR = "data/tasks/bridge_v2_real2sim_dataset"
-STAND_IN_MANIFEST = "stand_ins.json"
-
-# Stage placement used by ManiSkill's BaseBridgeEnv._load_scene: the stage file is loaded with a +90 deg
-# rotation about x and the actor is placed at -scene_offset. A stand-in must be authored in that frame.
-_STAGE_ROT_X = np.pi / 2
-_STAGE_TRANSLATION = (2.0634, 2.8313, 0.0)
-_TABLE_THICKNESS = 0.05
-_TABLE_XY = ((-0.8, 0.6), (-0.6, 0.6))
-"""World x and y range of the stand-in table, metres: covers the robot base, every spawn area and the sink."""
-
-STAND_INS = {
-    # official relative path (under MS_ASSET_DIR) -> (stand-in file written, what it is)
-    f"{BRIDGE_DIR}/stages/bridge_table_1_v1.glb": (
-        f"{BRIDGE_DIR}/stages/bridge_table_1_v1.glb",
-        f"box table, top at z={SIMPLER_TABLE_TOP_Z} m (hidden by the real-photo overlay)",
-    ),
-    f"{BRIDGE_DIR}/stages/bridge_table_1_v2.glb": (
-        f"{BRIDGE_DIR}/stages/bridge_table_1_v2.glb",
-        f"box table, top at z={SIMPLER_TABLE_TOP_Z} m (hidden by the real-photo overlay; no basket collision)",
-    ),
-    f"{BRIDGE_DIR}/custom/models/eggplant/textured.dae": (
-        # ManiSkill looks for textured.obj, then .dae, then .glb: a .glb stand-in never shadows the official .dae
-        f"{BRIDGE_DIR}/custom/models/eggplant/textured.glb",
-        "eggplant visual = its collision mesh, flat purple",
-    ),
-}
-
-
-def asset_source() -> Path:
-    """The read-only offline asset copy (a folder holding `data/`)."""
-    return Path(os.environ.get("VLA_SIMPLER_ASSETS", REPO.parent / "shared" / "assets" / "simpler"))
-
-
-def asset_cache() -> Path:
-    """The writable folder MS_ASSET_DIR points at."""
-    default = Path.home() / ".cache" / "vla-bench" / "simpler-assets"
-    return Path(os.environ.get("VLA_SIMPLER_ASSET_CACHE", default))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _sync_tree(src: Path, dst: Path) -> None:
-    """Copy files of src into dst where missing or different in size/mtime; dst files stay writable."""
-    for root, _, files in os.walk(src):
-        out = dst / Path(root).relative_to(src)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            s, d = Path(root) / name, out / name
-            st = s.stat()
-            if d.exists() and d.stat().st_size == st.st_size and int(d.stat().st_mtime) == int(st.st_mtime):
-                continue
-            tmp = d.with_name(d.name + ".tmp")
-            shutil.copyfile(s, tmp)
-            os.chmod(tmp, 0o644)
-            os.utime(tmp, (st.st_atime, st.st_mtime))
-            os.replace(tmp, d)
-
-
-def _write_table_stage(path: Path) -> None:
-    import trimesh
-
-    (x0, x1), (y0, y1) = _TABLE_XY
-    box = trimesh.creation.box(extents=[x1 - x0, y1 - y0, _TABLE_THICKNESS])
-    box.apply_translation([(x0 + x1) / 2, (y0 + y1) / 2, SIMPLER_TABLE_TOP_Z - _TABLE_THICKNESS / 2])
-    stage_to_world = trimesh.transformations.rotation_matrix(_STAGE_ROT_X, [1, 0, 0])
-    stage_to_world[:3, 3] = _STAGE_TRANSLATION
-    box.apply_transform(np.linalg.inv(stage_to_world))  # author it in the stage frame ManiSkill loads it in
-    _export(box, path)
-
-
-def _write_eggplant_visual(path: Path) -> None:
-    import trimesh
-
-    mesh = trimesh.load(path.parent / "collision.obj", force="mesh")
-    # a material colour (SAPIEN ignores glTF vertex colours)
-    material = trimesh.visual.material.PBRMaterial(baseColorFactor=[75, 35, 95, 255], roughnessFactor=0.6)
-    mesh.visual = trimesh.visual.TextureVisuals(material=material)
-    _export(mesh, path)
-
-
-def _export(mesh, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    mesh.export(tmp)
-    os.replace(tmp, path)
-
-
-@dataclass(frozen=True)
-class AssetInfo:
-    ms_asset_dir: Path
-    stand_ins: tuple[str, ...]
-    """Official files replaced by generated stand-ins, each as 'path: what it is'; empty with the full set."""
-
-
-@lru_cache(maxsize=None)
-def prepare_assets() -> AssetInfo:
-    """Mirror the offline assets into the cache, generate stand-ins for missing files, set MS_ASSET_DIR.
-
-    A file is official when it is in the source copy, or already in the cache and not recorded there as a
-    stand-in (e.g. after `MS_ASSET_DIR=<cache> python -m mani_skill.utils.download_asset bridge_v2_real2sim`).
-    Safe to call from several worker processes at once (file lock).
-    """
-    src, cache = asset_source(), asset_cache()
-    if not (src / "data").is_dir() and not (cache / BRIDGE_DIR).is_dir():
-        raise FileNotFoundError(
-            f"SIMPLER assets not found: neither {src}/data (set VLA_SIMPLER_ASSETS) nor {cache}/{BRIDGE_DIR}"
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        manifest_path = cache / STAND_IN_MANIFEST
-        recorded = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        if (src / "data").is_dir():
-            _sync_tree(src / "data", cache / "data")
-        stand_ins = {}
-        for official, (written, what) in STAND_INS.items():
-            if (cache / official).exists() and official not in recorded:
-                if written != official:
-                    (cache / written).unlink(missing_ok=True)  # an official file is back: drop the stand-in
-                continue
-            path = cache / written
-            if official in recorded and path.exists() and _sha256(path) == recorded[official]["sha256"]:
-                stand_ins[official] = recorded[official]
-                continue
-            (_write_table_stage if "stages/" in official else _write_eggplant_visual)(path)
-            stand_ins[official] = {"file": written, "what": what, "sha256": _sha256(path)}
-        tmp = manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stand_ins, indent=1, sort_keys=True))
-        os.replace(tmp, manifest_path)
-    _point_maniskill_at(cache)
-    return AssetInfo(cache, tuple(f"{k}: {v['what']}" for k, v in sorted(stand_ins.items())))
-
-
-def _point_maniskill_at(cache: Path) -> None:
-    """ManiSkill reads MS_ASSET_DIR once, at import: set it before, and refuse a mismatch after."""
-    if "mani_skill" in sys.modules:
-        import mani_skill
-
-        if Path(mani_skill.ASSET_DIR).resolve() != (cache / "data").resolve():
-            raise RuntimeError(
-                f"mani_skill was imported with ASSET_DIR={mani_skill.ASSET_DIR}; SIMPLER needs "
-                f"MS_ASSET_DIR={cache} set before mani_skill is first imported"
-            )
-    os.environ["MS_ASSET_DIR"] = str(cache)
-
-
-def render_backend() -> str:
-    """ManiSkill `render_backend` argument; override with $VLA_SIMPLER_RENDER_BACKEND (e.g. "gpu").
-
-    The one place for this workaround: SAPIEN names the Vulkan CPU device (lavapipe) "pci:0", but ManiSkill
-    3.0.1 splits render-backend strings on ':' (as in "cuda:1") and mis-parses it. "cpu" reaches the same
-    device: ManiSkill maps it to `sapien.Device("cpu")`, which SAPIEN resolves to the CPU Vulkan driver.
-    """
-    return os.environ.get("VLA_SIMPLER_RENDER_BACKEND", "cpu")
-
-
-@lru_cache(maxsize=None)
-def _env_class(env_id: str):
-    """The ManiSkill env class, made to accept obs_mode "state_dict" and with per-instance greenscreen state."""
-    prepare_assets()
-    logging.getLogger("mani_skill").setLevel(logging.ERROR)
-    import mani_skill.envs  # noqa: F401 - registers the environments
-    from mani_skill.utils.registration import REGISTERED_ENVS
-
-    base = REGISTERED_ENVS[env_id].cls
-
-    class LazyRenderBridgeEnv(base):
-        # The Bridge envs only list "rgb+segmentation", which renders the camera on every step; "state_dict"
-        # steps physics only and we render the sensor on demand (`SimplerEnv._render_native`).
-        SUPPORTED_OBS_MODES = (*base.SUPPORTED_OBS_MODES, "state_dict")
-
-        def __init__(self, **kwargs):
-            # ManiSkill 3.0.1 keeps these as mutable *class* attributes of BaseDigitalTwinEnv, so a second
-            # Bridge env in one process would share (and corrupt) the first one's overlay photo and keep-ids.
-            self._rgb_overlay_images = {}
-            self._objects_to_remove_from_greenscreen = []
-            super().__init__(**kwargs)
-
-    LazyRenderBridgeEnv.__name__ = LazyRenderBridgeEnv.__qualname__ = f"LazyRender{base.__name__}"
-    return LazyRenderBridgeEnv
 
 
 class SimplerSuite:
@@ -301,7 +102,7 @@ class SimplerEnv(TaskEnv):
         self.obs_spec = obs_spec
         self.render_mode = "rgb_array"
         _, _, self.source_name, self.target_name, self.goal_relation = SIMPLER_TASKS[suite]
-        cls = _env_class(p.env_id)
+        cls = env_class(p.env_id)
         try:
             self._env = cls(obs_mode="state_dict", sim_backend="cpu", render_backend=render_backend(), num_envs=1)
         except RuntimeError as err:
@@ -477,29 +278,3 @@ def _resize(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return np.ascontiguousarray(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
-
-
-def download_official_assets() -> int:
-    """`make assets-simpler`, for a machine with internet: fetch ManiSkill's official Bridge assets into the
-    cache, replacing the generated stand-ins (their files and record are removed first, so an interrupted
-    download simply falls back to stand-ins again at the next run)."""
-    import subprocess
-
-    cache = asset_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / STAND_IN_MANIFEST).unlink(missing_ok=True)
-    for written, _ in STAND_INS.values():
-        (cache / written).unlink(missing_ok=True)
-    env = {**os.environ, "MS_ASSET_DIR": str(cache)}
-    for uid in ("bridge_v2_real2sim", "widowx250s"):
-        proc = subprocess.run([sys.executable, "-m", "mani_skill.utils.download_asset", uid, "-y"], env=env)
-        if proc.returncode != 0:
-            print(f"error: downloading SIMPLER asset {uid!r} failed (needs internet); stand-ins stay in use",
-                  file=sys.stderr)
-            return 2
-    print(f"official SIMPLER assets in {cache}; runs now record simpler_assets=official")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(download_official_assets())
