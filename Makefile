@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 # Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test test-fast demos train-teacher distill ablations profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations study query profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -85,20 +85,44 @@ demos: $(STAMP)
 
 # Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).
 TEACHER_OUT ?= checkpoints/teacher/$(SUITE)
-# EPOCHS empty: the shipped teacher's recipe for the suite (policies/vla/train.py, SHIPPED_EPOCHS).
+# EPOCHS empty: the suite's shipped recipe (TrainConfig.for_suite).
 EPOCHS ?=
 train-teacher: $(STAMP)
-	$(PY) -m policies.vla.train --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(PY) -m harness.cli train-teacher --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 TEACHER ?= checkpoints/teacher/$(SUITE)
 STUDENT_OUT ?= checkpoints/actdistill/$(SUITE)
-BUDGET ?= 0.33
-BUDGET_WEIGHT ?= 10
+# BUDGET / BUDGET_WEIGHT empty: ActDistillConfig's defaults (the shipped students'); BUDGET=none: no budget term.
+BUDGET ?=
+BUDGET_WEIGHT ?=
 # More options: DISTILL_ARGS="--no-graph", "--static-blocks 0,2,4", "--stage2-epochs N" (`make ablations` runs both).
 DISTILL_ARGS ?=
 distill: $(STAMP)
-	$(PY) -m policies.actdistill.train --teacher $(TEACHER) --suite $(SUITE) --demos $(DEMOS) \
-	  --out $(STUDENT_OUT) $(if $(BUDGET),--budget $(BUDGET) --budget-weight $(BUDGET_WEIGHT)) $(DISTILL_ARGS)
+	$(PY) -m harness.cli distill --teacher $(TEACHER) --suite $(SUITE) --demos $(DEMOS) --out $(STUDENT_OUT) \
+	  $(if $(BUDGET),--budget $(BUDGET)) $(if $(BUDGET_WEIGHT),--budget-weight $(BUDGET_WEIGHT)) $(DISTILL_ARGS)
+
+# SQL over every run under RESULTS (DuckDB views runs, episodes, calls).
+SQL ?= SELECT r.name, r.suite, left(r.checkpoint_sha256, 12) AS sha, count(*) AS episodes, round(100 * avg(e.success::INT), 1) AS success_pct FROM episodes e JOIN runs r USING (run) GROUP BY ALL ORDER BY ALL
+query: $(STAMP)
+	$(PY) -m harness.cli query "$(SQL)" --results $(RESULTS)
+
+# The shipped student against no-graph and static-router variants, distilled and evaluated alike (EPISODES per task).
+ablations: $(STAMP)
+	$(PY) -m harness.cli study ablations --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
+	  --workers $(WORKERS) --results $(RESULTS)
+
+# Policies compared on the same units: POLICIES=teacher,pruned-first-6,... (the first is the baseline) or STUDY=file.json.
+POLICIES ?=
+STUDY ?=
+study: $(STAMP)
+	$(PY) -m harness.cli study $(if $(POLICIES),--policies "$(POLICIES)") $(if $(STUDY),--file $(STUDY)) \
+	  $(if $(NAME),--name $(NAME)) --suite $(SUITE) --episodes $(or $(EPISODES),20) $(if $(TASKS),--tasks "$(TASKS)") \
+	  --workers $(WORKERS) --results $(RESULTS)
+
+# SQL over every run under RESULTS (DuckDB views runs, episodes, calls).
+SQL ?= SELECT r.name, r.suite, left(r.checkpoint_sha256, 12) AS sha, count(*) AS episodes, round(100 * avg(e.success::INT), 1) AS success_pct FROM episodes e JOIN runs r USING (run) GROUP BY ALL ORDER BY ALL
+query: $(STAMP)
+	$(PY) -m harness.cli query "$(SQL)" --results $(RESULTS)
 
 # The shipped student against no-graph and static-router variants, distilled and evaluated alike (EPISODES per task).
 ablations: $(STAMP)

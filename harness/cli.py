@@ -58,16 +58,45 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "demos")
     demos.add_argument("--no-progress", action="store_true")
 
-    prof = sub.add_parser("profile", help="FLOPs, latency, memory of a policy call vs a baseline; rollout metrics")
-    prof.add_argument("--policy", required=True)
+    prof = sub.add_parser("profile", help="FLOPs, latency, memory of any policy's call vs a baseline; rollout metrics")
+    prof.add_argument("--policy", required=True, help="registry name, alias, module:Class, or a JSON spec file")
+    prof.add_argument("--params", default="", help="the policy's params, comma-separated key=value")
     prof.add_argument("--baseline", default="teacher", help="policy timed against (interleaved); '' for none")
+    prof.add_argument("--baseline-params", default="", help="the baseline's params, comma-separated key=value")
     prof.add_argument("--suite", default="libero_spatial", help="suite whose episodes give the observations")
-    prof.add_argument("--checkpoint", default=None)
-    prof.add_argument("--baseline-checkpoint", default=None)
+    prof.add_argument("--checkpoint", default=None, help="checkpoint folder of the policy (default: shipped)")
+    prof.add_argument("--baseline-checkpoint", default=None, help="checkpoint folder of the baseline (default: shipped)")
     prof.add_argument("--calls", type=int, default=100, help="timed calls per policy (>= 100 for the report)")
     prof.add_argument("--observations", type=int, default=40, help="observations recorded from expert episodes")
     prof.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (recorded)")
     prof.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    from harness.train_cli import add_parsers
+
+    add_parsers(sub)
+
+    st = sub.add_parser("study", help="entries x suites on the same units: build, evaluate, time, compare")
+    st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations"],
+                    help="specs: the policies of --policies or --file; ablations: the ActDistill ablations")
+    st.add_argument("--name", default=None, help="study name (results/studies/<name>/); default: the kind")
+    st.add_argument("--policies", default="", help="comma-separated policy names or aliases, the first the baseline")
+    st.add_argument("--file", type=Path, default=None,
+                    help='JSON {"name", "suites", "episodes", "tasks", "entries": [{"label", "family", "params", "checkpoint"}]}')
+    st.add_argument("--suite", default="libero_spatial")
+    st.add_argument("--episodes", type=int, default=20, help="init states per task, the same for every entry")
+    st.add_argument("--tasks", type=_task_list, default=None)
+    st.add_argument("--demos", type=Path, default=DEFAULT_RESULTS / "demos", help="ablations: the student's demos")
+    st.add_argument("--student", type=Path, default=None, help="ablations: student checkpoint (default: shipped)")
+    st.add_argument("--latency-calls", type=int, default=50, help="interleaved timed calls per entry (0: none)")
+    st.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    st.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    mig = sub.add_parser("migrate-results", help="convert schema-v1 runs under a results root to schema v2")
+    mig.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    query = sub.add_parser("query", help="SQL over every run under a results root (DuckDB views runs, episodes, calls)")
+    query.add_argument("sql", help="e.g. \"SELECT name, suite, avg(success::INT) FROM episodes JOIN runs USING (run) GROUP BY ALL\"")
+    query.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     bench = sub.add_parser("bench-harness", help="environment throughput: physics, rendering, lazy, workers")
     bench.add_argument("--suite", default="libero_spatial")
@@ -150,8 +179,8 @@ def cmd_demos(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from harness.policy_profile import ProfileRequest, profile
     from core.registry import UnknownName
+    from harness.policy_profile import ProfileRequest, profile
     from harness.runner import UsageError
     from policies import POLICIES
     from policies.base import PolicyLoadError
@@ -160,14 +189,20 @@ def cmd_profile(args) -> int:
     if args.calls < 1 or args.observations < 1 or args.threads < 1:
         raise UsageError(f"--calls, --observations and --threads must be >= 1, got {args.calls}, "
                          f"{args.observations}, {args.threads}")
-    req = ProfileRequest(policy=args.policy, baseline=args.baseline or None, suite=args.suite,
-                         checkpoint=args.checkpoint, baseline_checkpoint=args.baseline_checkpoint, calls=args.calls,
+    if args.baseline_params and not args.baseline:
+        raise UsageError("--baseline-params needs a --baseline")
+    policy = policy_spec(args.policy, args.params, args.checkpoint)
+    baseline = policy_spec(args.baseline, args.baseline_params, args.baseline_checkpoint) if args.baseline else None
+    # Only the shipped checkpoints' profile of registered names without params is the project's report; any other
+    # stays in its run folder under results/.
+    shipped = all(s is None or (s.family in POLICIES.names() and not s.params and not s.checkpoint)
+                  for s in (policy, baseline))
+    req = ProfileRequest(policy=policy, baseline=baseline, suite=args.suite, calls=args.calls,
                          observations=args.observations, threads=args.threads, results_root=args.results,
-                         # Only the shipped checkpoints' profile is the project's report; others stay in results/.
-                         report_dir=None if args.checkpoint or args.baseline_checkpoint else REPORTS)
+                         report_dir=REPORTS if shipped else None)
     try:
-        for name in filter(None, (req.policy, req.baseline)):
-            POLICIES.check(name)
+        for spec in filter(None, (policy, baseline)):
+            POLICIES.check(spec.family)
         SUITES.check(req.suite)
         report = profile(req, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (UnknownName, PolicyLoadError, ValueError) as err:
@@ -184,17 +219,92 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _spec_study(args):
+    from core.spec import ParamError, PolicySpec
+    from experiments.study import Entry, Study
     from harness.runner import UsageError
 
-    args = build_parser().parse_args(argv)
+    if args.file is not None:
+        try:
+            data = json.loads(args.file.read_text())
+            entries = tuple(Entry(e.get("label") or e["family"], PolicySpec.from_dict(
+                {k: v for k, v in e.items() if k != "label"})) for e in data["entries"])
+        except (OSError, json.JSONDecodeError, KeyError, ParamError) as err:
+            raise UsageError(f"study file {args.file}: {err}") from None
+        return Study(data.get("name", args.file.stem), tuple(data.get("suites", [args.suite])), entries,
+                     episodes=data.get("episodes", args.episodes), tasks=tuple(data["tasks"]) if data.get("tasks")
+                     else args.tasks, latency_calls=args.latency_calls)
+    names = [n.strip() for n in args.policies.split(",") if n.strip()]
+    if not names:
+        raise UsageError("a study needs --policies a,b,... or --file <study.json>")
+    return Study(args.name or "specs", (args.suite,), tuple(Entry(n, PolicySpec(n)) for n in names),
+                 episodes=args.episodes, tasks=args.tasks, latency_calls=args.latency_calls)
+
+
+def cmd_study(args) -> int:
+    from core.registry import UnknownName
+    from experiments.study import run_study
+    from harness.runner import UsageError
+    from policies.base import PolicyLoadError
+
     try:
-        return {"eval": cmd_eval, "demos": cmd_demos, "profile": cmd_profile, "bench-harness": cmd_bench}[args.command](args)
+        if args.kind == "ablations":
+            from experiments.ablations import ablations
+
+            study = ablations(args.suite, args.demos, args.episodes, args.tasks, args.student,
+                              latency_calls=args.latency_calls)
+            # Only the shipped pair's ablations are the project's report; others stay under results/.
+            report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
+        else:
+            study = _spec_study(args)
+            report_dir = args.results / "studies" / study.name
+        table = run_study(study, args.workers, args.results, report_dir, log=lambda m: print(m, flush=True))
+    except (UnknownName, PolicyLoadError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    print(table.drop(columns=["run"]).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(f"written: {report_dir}")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from harness.migrate import migrate
+
+    moved = migrate(args.results)
+    print(f"migrated {len(moved)} run(s) under {args.results} to schema v2")
+    return 0
+
+
+def cmd_query(args) -> int:
+    import duckdb
+    import pandas as pd
+
+    from harness.index import ResultsIndex
+    from harness.runner import UsageError
+
+    try:
+        table = ResultsIndex(args.results).sql(args.sql)
+    except duckdb.Error as err:
+        raise UsageError(f"query failed: {str(err).splitlines()[0]}") from None
+    with pd.option_context("display.max_rows", 200, "display.width", 200):
+        print(table.to_string(index=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.runner import UsageError
+    from harness.train_cli import COMMANDS
+
+    args = build_parser().parse_args(argv)
+    commands = {"eval": cmd_eval, "demos": cmd_demos, "profile": cmd_profile, "bench-harness": cmd_bench,
+                "study": cmd_study, "migrate-results": cmd_migrate, "query": cmd_query, **COMMANDS}
+    try:
+        return commands[args.command](args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished episodes are saved; rerun the same command to resume", file=sys.stderr)
+        print("interrupted: finished work (episodes, epochs) is saved; rerun the same command to resume",
+              file=sys.stderr)
         return 130
 
 

@@ -6,7 +6,6 @@ of `core.demofile`.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,20 @@ class TaskJob:
     frame_stride: int
     demonstrator: str
     """Policy name of the runs (e.g. `expert`, `expert_dart`)."""
+
+    # An executor unit (`harness.executors`): one task's demo file, rendered with a worker's environment.
+    spec_hash = ""
+
+    @property
+    def key(self) -> str:
+        return self.out
+
+    @property
+    def env_key(self) -> tuple[str, int]:
+        return self.suite, self.task_index
+
+    def run(self, worker) -> str:
+        return _build_task(self, worker)
 
 
 def action_labels(infos: tuple[str, ...], executed: np.ndarray) -> np.ndarray:
@@ -68,20 +81,15 @@ def _replay(env, trajectory: Path, infos: tuple[str, ...], job: TaskJob) -> Demo
     )
 
 
-def _build_task(job: TaskJob) -> str:
-    from tasks import make_suite
+def _build_task(job: TaskJob, worker) -> str:
     from tasks.base import ObsSpec
 
-    suite = make_suite(job.suite)
-    env = suite.make_env(job.task_index, ObsSpec(cameras=job.cameras, resolution=job.resolution))
-    try:
-        demos = [_replay(env, Path(path), infos, job) for _, path, infos in job.trajectories]
-    finally:
-        env.close()
+    env = worker.env(job, ObsSpec(cameras=job.cameras, resolution=job.resolution))
+    demos = [_replay(env, Path(path), infos, job) for _, path, infos in job.trajectories]
     attrs = {
         "problem_info": {"problem_name": job.task_name, "domain_name": job.suite, "language_instruction": job.instruction},
         "env_args": {"suite": job.suite, "task_index": job.task_index, "cameras": list(job.cameras),
-                     "resolution": list(job.resolution), "protocol": suite.protocol()},
+                     "resolution": list(job.resolution), "protocol": env.protocol()},
         "bddl_file_name": job.task_name,
         "image_orientation": ORIENTATION,
         "frame_stride": job.frame_stride,
@@ -119,7 +127,9 @@ def build_demos(episodes: pd.DataFrame, calls: pd.DataFrame, out_dir: Path, came
                             cameras, resolution, frame_stride, demonstrator))
     done = sorted(demo_path(out_dir, s, n) for s, n in ok[["suite", "task_name"]].drop_duplicates().itertuples(index=False))
     if jobs:
-        with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            for _ in tqdm(pool.imap_unordered(_build_task, jobs), total=len(jobs), unit="task", disable=not progress):
-                pass
+        from harness.executors import LocalPool
+
+        for outcome in tqdm(LocalPool(workers).run(jobs, {}), total=len(jobs), unit="task", disable=not progress):
+            if outcome.record is None:
+                raise RuntimeError(f"rendering demos into {outcome.unit.out} failed: {outcome.crash}")
     return done

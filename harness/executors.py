@@ -24,8 +24,8 @@ MAX_ATTEMPTS = 2
 class Outcome:
     unit: EpisodeUnit
     record: EpisodeRecord | None
-    """None when the unit failed before its episode could start or its worker died MAX_ATTEMPTS times; `crash`
-    then says why."""
+    """The unit's result (an EpisodeRecord for an episode unit); None when the unit failed before its episode
+    could start or its worker died MAX_ATTEMPTS times; `crash` then says why."""
     crash: str = ""
 
 

@@ -1,16 +1,57 @@
-"""Measurement primitives of `make profile` (`harness.policy_profile`): peak tensor memory of a call, interleaved
-latency and the bootstrap interval of a speed-up. FLOP counting lives in `core.flops` (policies use it too).
+"""Measurement primitives of `make profile` (`harness.policy_profile`): the torch modules a policy holds and
+the parameters a call ran, peak tensor memory of a call, interleaved latency and the bootstrap interval of a
+speed-up. FLOP counting lives in `core.flops` and `harness.compute`.
 """
 from __future__ import annotations
 
 import time
 import weakref
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+
+def torch_modules(policy) -> list[torch.nn.Module]:
+    """The `torch.nn.Module`s a policy holds as attributes (a policy without any is not a torch model); a module
+    held twice, or inside another one listed, is listed once."""
+    found = [v for v in vars(policy).values() if isinstance(v, torch.nn.Module)]
+    inner = {id(m) for top in found for m in top.modules() if m is not top}
+    return list({id(m): m for m in found if id(m) not in inner}.values())
+
+
+def parameter_count(modules: Iterable[torch.nn.Module]) -> int:
+    """Parameters of `modules`, each tensor counted once (shared weights are one tensor)."""
+    return sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values())
+
+
+class ExecutedParameters:
+    """Parameters of the modules that ran inside the context (forward hooks on every submodule of `modules`): a
+    module counts when its forward, or that of one of its descendants, was called; a block skipped at run time
+    does not. Read `.count` after the context. Hooks do not fire inside TorchScript: run the call under a dispatch
+    mode (a FLOP counter) so that traced parts take the eager path."""
+
+    def __init__(self, modules: Iterable[torch.nn.Module]):
+        self.modules = list(modules)
+        self.count = 0
+
+    def __enter__(self) -> "ExecutedParameters":
+        self._ran: set[int] = set()
+        self._handles = [m.register_forward_pre_hook(lambda mod, _: self._ran.add(id(mod)))
+                         for top in self.modules for m in top.modules()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        params: dict[int, torch.nn.Parameter] = {}
+        for top in self.modules:
+            for m in top.modules():
+                if any(id(d) in self._ran for d in m.modules()):
+                    params.update((id(p), p) for p in m.parameters(recurse=False))
+        self.count = sum(p.numel() for p in params.values())
 
 
 class PeakTensorMemory(TorchDispatchMode):

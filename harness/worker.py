@@ -46,7 +46,8 @@ class Worker:
             pin_threads()
         return self._policies[key]
 
-    def env(self, unit: EpisodeUnit, obs_spec):
+    def env(self, unit, obs_spec):
+        """The environment of `unit.env_key` (suite, task) observing `obs_spec`, reused while the key is unchanged."""
         from tasks import make_suite
 
         key = (*unit.env_key, obs_spec)
@@ -56,8 +57,11 @@ class Worker:
             self._env_key = key
         return self._env
 
-    def run(self, unit: EpisodeUnit, outputs: EpisodeOutputs = EpisodeOutputs()) -> EpisodeRecord:
-        """One episode; exceptions while building the policy or env propagate (the executor records them)."""
+    def run(self, unit, outputs: EpisodeOutputs = EpisodeOutputs()):
+        """One episode -> its EpisodeRecord; another kind of unit (e.g. `harness.demos.TaskJob`) runs itself with this
+        worker's environments. Exceptions while building the policy or env propagate (the executor records them)."""
+        if not isinstance(unit, EpisodeUnit):
+            return unit.run(self)
         policy = self.policy(unit)
         env = self.env(unit, policy.obs_spec)
         record = run_episode(env, policy, unit, outputs)

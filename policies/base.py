@@ -42,16 +42,12 @@ class Policy(Protocol):
 
 
 class Profilable(Protocol):
-    """Optional hooks of learned policies for `make profile` (`harness.policy_profile`)."""
+    """Optional hooks for `make profile` (`harness.policy_profile`), which profiles any policy without them (FLOPs,
+    executed fraction and parameters are counted generically); with them it also splits a call's FLOPs by
+    component and reports the instruction encoder's cost. A policy may implement either."""
 
     def flop_components(self) -> dict[str, str]:
         """Component (vision, backbone, head) -> module path prefix as `FlopCounterMode` names it in one `act`."""
 
-    def flop_costs(self, obs: Observation):
-        """`core.flops.BlockCosts` of FLOPs of one call at batch 1: fixed part and one entry per block."""
-
-    def parameter_costs(self):
-        """`BlockCosts` of parameters."""
-
     def instruction_flops(self, instruction: str) -> int:
-        """FLOPs of encoding an instruction (paid once per episode)."""
+        """FLOPs of encoding an instruction: paid once per episode when the policy caches it, not per call."""

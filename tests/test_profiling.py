@@ -73,3 +73,34 @@ def test_policy_call_flops_group_by_component():
     assert parts["backbone"] == cfg.depth * analytic_block_flops(cfg.n_tokens, cfg.width, cfg.mlp_ratio)
     assert parts["vision"] > 0.9 * (counter.get_total_flops() - parts["backbone"])  # the CNN dominates the rest
     assert parts["head"] == 2 * cfg.chunk * (cfg.width * cfg.head_hidden + cfg.head_hidden * cfg.action_dim)
+
+
+def test_parameters_of_a_policys_torch_modules_and_of_those_a_call_ran():
+    from harness.profiling import ExecutedParameters, parameter_count, torch_modules
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))  # 20 parameters each
+            self.scale = torch.nn.Parameter(torch.ones(4))  # owned by the container, used in its forward
+
+        def forward(self, x, run):
+            for i in run:
+                x = self.blocks[i](x)
+            return x * self.scale
+
+    class Policy:
+        def __init__(self):
+            self.model = Gated()
+            self.head = self.model.blocks[0]  # held twice: counted once
+            self.tied = torch.nn.Linear(4, 4)
+            self.tied.weight = self.model.blocks[1].weight  # a shared tensor: counted once
+            self.table = {"not": "a module"}
+
+    policy = Policy()
+    modules = torch_modules(policy)
+    assert [type(m) for m in modules] == [Gated, torch.nn.Linear]
+    assert parameter_count(modules) == 3 * 20 + 4 + 4  # the tied layer adds its own bias only
+    with torch.inference_mode(), ExecutedParameters(modules) as executed:
+        policy.model(torch.zeros(1, 4), run=[0, 2])
+    assert executed.count == 2 * 20 + 4  # block 1 and the tied layer did not run

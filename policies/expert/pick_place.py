@@ -74,10 +74,10 @@ SHAPED_OVER = 0.01
 
 
 # -- phases ------------------------------------------------------------------------------------------------
-def approach(x: LiberoExpert, v: View) -> Command:
+def approach(ex: LiberoExpert, v: View) -> Command:
     """Fly to above the grasp point, yaw the hand and pre-shape the fingers; reroute around rim points the
     hand makes no progress toward."""
-    s, obj = x.state, x.task.obj
+    s, obj = ex.state, ex.task.obj
     if s.steps_in_phase == 1 or s.grasp is None:
         # Plan once per approach (re-planning every step lets near-tied rim choices flip-flop); afterwards
         # only follow the object's drift.
@@ -89,9 +89,9 @@ def approach(x: LiberoExpert, v: View) -> Command:
         s.grasp = replace(s.grasp, pos=s.grasp.pos + drift)
         s.grasp_obj_pos = v.objects[obj][:3].copy()
     s.obj_start_z = float(v.objects[obj][2])
-    pre = s.grasp.pos + np.array([0, 0, x.config.approach_height])
+    pre = s.grasp.pos + np.array([0, 0, ex.config.approach_height])
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + APPROACH_CEILING))])
-    pos_a, rot_a, dist, ang = x.servo(v, target, top_down(s.grasp.yaw))
+    pos_a, rot_a, dist, ang = ex.servo(v, target, top_down(s.grasp.yaw))
     gripper = _shape(v, s.grasp.width if dist < PRESHAPE_RANGE else None)
     at_rest = v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP
     if not v.predicted and s.grasp.theta is not None:
@@ -101,123 +101,124 @@ def approach(x: LiberoExpert, v: View) -> Command:
         else:
             s.approach_stall += 1
     arrived = dist < APPROACH_TOL and ang < APPROACH_ANGLE_TOL and at_rest and _shaped(v, s.grasp.width)
-    if arrived or x.timed_out():
-        x.goto("descend")
+    if arrived or ex.timed_out():
+        ex.goto("descend")
     elif s.approach_stall >= REROUTE_STALL and dist > REROUTE_MIN_DIST and len(s.avoid) < MAX_AVOIDED:
         s.avoid.append(s.grasp.theta)
         s.grasp = None
-        x.goto("approach")
+        ex.goto("approach")
     return pos_a, rot_a, gripper
 
 
-def descend(x: LiberoExpert, v: View) -> Command:
+def descend(ex: LiberoExpert, v: View) -> Command:
     """Straight down to the grasp point, keeping the pre-shape."""
-    s = x.state
-    pos_a, rot_a, dist, _ = x.servo(v, s.grasp.pos, top_down(s.grasp.yaw))
+    s = ex.state
+    pos_a, rot_a, dist, _ = ex.servo(v, s.grasp.pos, top_down(s.grasp.yaw))
     gripper = _shape(v, s.grasp.width)
-    if dist < DESCEND_TOL or x.stalled(dist) or x.timed_out():
+    if dist < DESCEND_TOL or ex.stalled(dist) or ex.timed_out():
         s.hold_pos = v.eef_pos.copy()
-        x.goto("grasp")
+        ex.goto("grasp")
     return pos_a, rot_a, gripper
 
 
-def grasp(x: LiberoExpert, v: View) -> Command:
+def grasp(ex: LiberoExpert, v: View) -> Command:
     """Close in place until the fingers stop, then measure the hold and plan the carry."""
-    s = x.state
-    pos_a, rot_a, _, _ = x.servo(v, s.hold_pos, top_down(s.grasp.yaw))
-    if (s.steps_in_phase >= GRASP_MIN_STEPS and _fingers_still(x, v)) or x.timed_out():
-        _start_carry(x, v)
-        x.goto("lift")
+    s = ex.state
+    pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
+    if (s.steps_in_phase >= GRASP_MIN_STEPS and _fingers_still(ex, v)) or ex.timed_out():
+        _start_carry(ex, v)
+        ex.goto("lift")
     return pos_a, rot_a, CLOSE
 
 
-def lift(x: LiberoExpert, v: View) -> Command:
+def lift(ex: LiberoExpert, v: View) -> Command:
     """Straight up to the carry height; an object that stays behind is a missed grasp."""
-    s = x.state
+    s = ex.state
     target = np.array([s.hold_pos[0], s.hold_pos[1], s.carry_z])
-    pos_a, rot_a, _, _ = x.servo(v, target, top_down(s.grasp.yaw))
+    pos_a, rot_a, _, _ = ex.servo(v, target, top_down(s.grasp.yaw))
     rise_left = max(0.0, s.carry_z - v.eef_pos[2])
-    lifted = v.predicted or float(v.objects[x.task.obj][2]) > s.obj_start_z + LIFTED_RISE
-    if v.eef_pos[2] > s.hold_pos[2] + MISS_CHECK_RISE and not lifted and s.retries < x.config.max_retries:
+    lifted = v.predicted or float(v.objects[ex.task.obj][2]) > s.obj_start_z + LIFTED_RISE
+    if v.eef_pos[2] > s.hold_pos[2] + MISS_CHECK_RISE and not lifted and s.retries < ex.config.max_retries:
         s.retries += 1
         if s.grasp.theta is not None:
             s.avoid.append(s.grasp.theta)
-        x.goto("regrasp")
-    elif rise_left < LIFT_TOL or x.timed_out():
-        x.goto("transport")
+        ex.goto("regrasp")
+    elif rise_left < LIFT_TOL or ex.timed_out():
+        ex.goto("transport")
     return pos_a, rot_a, CLOSE
 
 
-def regrasp(x: LiberoExpert, v: View) -> Command:
+def regrasp(ex: LiberoExpert, v: View) -> Command:
     """The grasp missed: open and back off upwards, then plan a fresh grasp from the new object pose."""
-    s = x.state
-    target = s.hold_pos + np.array([0, 0, x.config.approach_height])
-    pos_a, rot_a, dist, _ = x.servo(v, target, top_down(s.grasp.yaw))
-    if dist < REGRASP_TOL or x.timed_out():
-        x.goto("approach")
+    s = ex.state
+    target = s.hold_pos + np.array([0, 0, ex.config.approach_height])
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    if dist < REGRASP_TOL or ex.timed_out():
+        ex.goto("approach")
     return pos_a, rot_a, OPEN
 
 
-def transport(x: LiberoExpert, v: View) -> Command:
+def transport(ex: LiberoExpert, v: View) -> Command:
     """Carry the object to above the place target; fly low: only as high as obstacles just ahead demand,
     never below the hover point."""
-    goals = _carry_goal(x, v)
+    goals = _carry_goal(ex, v)
     if goals is None:
         return _hold_open()
     xy, goal_xy = goals
-    s, task = x.state, x.task
-    obj_xy = v.eef_pos[:2] + s.offset[:2] + _centre_shift(x, v)
+    s, task = ex.state, ex.task
+    obj_xy = v.eef_pos[:2] + s.offset[:2] + _centre_shift(ex, v)
     need = max(
         clearance_bottom(task, v.objects, obj_xy, xy) + s.bottom_below_eef,
         hand_clearance_path(v.eef_pos[:2], goal_xy, s.grasp.yaw, v.objects, task.obj),
     )
-    hover = s.release_z + s.bottom_below_eef + x.config.hover_height
+    hover = s.release_z + s.bottom_below_eef + ex.config.hover_height
     target = np.array([goal_xy[0], goal_xy[1], max(need, hover)])
-    pos_a, rot_a, dist, _ = x.servo(v, target, top_down(s.grasp.yaw))
-    if dist < TRANSPORT_TOL or x.stalled(dist, TRANSPORT_STALL_RANGE) or x.timed_out():
-        x.goto("lower")
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    if dist < TRANSPORT_TOL or ex.stalled(dist, TRANSPORT_STALL_RANGE) or ex.timed_out():
+        ex.goto("lower")
     return pos_a, rot_a, CLOSE
 
 
-def lower(x: LiberoExpert, v: View) -> Command:
+def lower(ex: LiberoExpert, v: View) -> Command:
     """Down to the release height over the place target."""
-    goals = _carry_goal(x, v)
+    goals = _carry_goal(ex, v)
     if goals is None:
         return _hold_open()
     _, goal_xy = goals
-    s = x.state
+    s = ex.state
     target = np.array([goal_xy[0], goal_xy[1], s.release_z + s.bottom_below_eef])
-    pos_a, rot_a, dist, _ = x.servo(v, target, top_down(s.grasp.yaw))
-    if dist < LOWER_TOL or x.stalled(dist) or x.timed_out():
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    if dist < LOWER_TOL or ex.stalled(dist) or ex.timed_out():
         s.hold_pos = v.eef_pos.copy()
-        x.goto("release")
+        ex.goto("release")
     return pos_a, rot_a, CLOSE
 
 
-def release(x: LiberoExpert, v: View) -> Command:
+def release(ex: LiberoExpert, v: View) -> Command:
     """Open in place until the fingers stop."""
-    s = x.state
-    pos_a, rot_a, _, _ = x.servo(v, s.hold_pos, top_down(s.grasp.yaw))
-    if (s.steps_in_phase >= RELEASE_MIN_STEPS and _fingers_still(x, v)) or x.timed_out():
-        x.goto("retreat")
+    s = ex.state
+    pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
+    if (s.steps_in_phase >= RELEASE_MIN_STEPS and _fingers_still(ex, v)) or ex.timed_out():
+        ex.goto("retreat")
     return pos_a, rot_a, OPEN
 
 
-def retreat(x: LiberoExpert, v: View) -> Command:
+def retreat(ex: LiberoExpert, v: View) -> Command:
     """Rise clear of the placed object."""
-    s = x.state
+    s = ex.state
     target = s.hold_pos + np.array([0, 0, RETREAT_RISE])
-    pos_a, rot_a, dist, _ = x.servo(v, target, top_down(s.grasp.yaw))
-    if dist < RETREAT_TOL or x.timed_out():
-        x.goto("done")
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    if dist < RETREAT_TOL or ex.timed_out():
+        ex.goto("done")
     return pos_a, rot_a, OPEN
 
 
-def done(x: LiberoExpert, v: View) -> Command:
+def done(ex: LiberoExpert, v: View) -> Command:
     """Hold still, gripper open, until the episode ends."""
     return _hold_open()
 
 
+# max_steps: each phase's safety timeout, steps.
 PHASES: dict[str, Phase] = {
     "approach": Phase(approach, max_steps=80),
     "descend": Phase(descend, max_steps=40),
@@ -231,6 +232,7 @@ PHASES: dict[str, Phase] = {
     "done": Phase(done),
 }
 FIRST = "approach"
+"""The phase an episode starts in."""
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
@@ -239,43 +241,43 @@ def _hold_open() -> Command:
     return np.zeros(3), np.zeros(3), OPEN
 
 
-def _start_carry(x: LiberoExpert, v: View) -> None:
+def _start_carry(ex: LiberoExpert, v: View) -> None:
     """After closing: measure the hand-object offset and fix carry and release heights."""
-    s, task = x.state, x.task
+    s, task = ex.state, ex.task
     box = Box(task.obj, v.objects[task.obj])
     s.offset = v.objects[task.obj][:3] - v.eef_pos
     s.bottom_below_eef = float(v.eef_pos[2] - box.bottom)
     goal_xy, s.release_z = place_target(task, v.objects, v.sites)
     clear = clearance_bottom(task, v.objects, box.centre[:2], goal_xy, lookahead=0.05)
-    s.carry_z = max(clear + s.bottom_below_eef, v.eef_pos[2] + x.config.lift_height)
+    s.carry_z = max(clear + s.bottom_below_eef, v.eef_pos[2] + ex.config.lift_height)
 
 
-def _carry_goal(x: LiberoExpert, v: View) -> tuple[np.ndarray, np.ndarray] | None:
+def _carry_goal(ex: LiberoExpert, v: View) -> tuple[np.ndarray, np.ndarray] | None:
     """(place target xy of the object's centre, eef xy that puts it there), metres; None when the object left
     the hand (the machine is in regrasp then, while retries last)."""
-    s, task = x.state, x.task
+    s, task = ex.state, ex.task
     if not v.predicted:
         # Track the object's slip in the hand so it lands where intended; a dropped object is re-grasped.
         offset = v.objects[task.obj][:3] - v.eef_pos
-        if np.linalg.norm(offset - s.offset) > DROP_SLIP and s.retries < x.config.max_retries:
+        if np.linalg.norm(offset - s.offset) > DROP_SLIP and s.retries < ex.config.max_retries:
             s.retries += 1
             s.hold_pos = v.eef_pos.copy()
-            x.goto("regrasp")
+            ex.goto("regrasp")
             return None
         s.offset = offset
     xy, _ = place_target(task, v.objects, v.sites)
-    return xy, xy - s.offset[:2] - _centre_shift(x, v)
+    return xy, xy - s.offset[:2] - _centre_shift(ex, v)
 
 
-def _centre_shift(x: LiberoExpert, v: View) -> np.ndarray:
+def _centre_shift(ex: LiberoExpert, v: View) -> np.ndarray:
     """Offset between the carried object's body origin and its geometric centre, xy metres."""
-    box = Box(x.task.obj, v.objects[x.task.obj])
+    box = Box(ex.task.obj, v.objects[ex.task.obj])
     return box.centre[:2] - box.pos[:2]
 
 
-def _fingers_still(x: LiberoExpert, v: View) -> bool:
+def _fingers_still(ex: LiberoExpert, v: View) -> bool:
     """The finger opening stopped changing (always true inside an open-loop prediction)."""
-    return v.predicted or abs(v.grip - x.state.last_grip) < FINGERS_STILL
+    return v.predicted or abs(v.grip - ex.state.last_grip) < FINGERS_STILL
 
 
 def _shape(v: View, width: float | None) -> float:

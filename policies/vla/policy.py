@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from core.geometry import quat_xyzw_to_axis_angle
-from core.flops import BlockCosts, flop_counter, flops_by_module
+from core.flops import flop_counter
 from core.paths import CHECKPOINTS
 from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
@@ -99,26 +99,6 @@ class VLAPolicy:
         """Component of one `act` call -> module path prefix as `FlopCounterMode` names it."""
         model = type(self.model).__name__
         return {"vision": "VisionEncoder", "backbone": f"{model}.blocks", "head": f"{model}.head"}
-
-    def flop_costs(self, obs: Observation) -> BlockCosts:
-        """FLOPs of one call on `obs` (after `reset`): fixed part counted live, each block counted alone."""
-        with flop_counter() as counter:
-            self.act(obs)
-        fixed = counter.get_total_flops() - flops_by_module(counter, {"b": self.flop_components()["backbone"]})["b"]
-        tokens = self.cfg.n_tokens
-        h, mask = torch.zeros(1, tokens, self.cfg.width), torch.ones(1, tokens, dtype=torch.bool)
-        blocks = []
-        for block in self.model.blocks:
-            with torch.inference_mode(), flop_counter() as counter:
-                block(h, mask)
-            blocks.append(counter.get_total_flops())
-        return BlockCosts(fixed, tuple(blocks))
-
-    def parameter_costs(self) -> BlockCosts:
-        """Parameters: encoders and non-backbone model parts as `fixed`, one entry per backbone block."""
-        blocks = tuple(sum(p.numel() for p in b.parameters()) for b in self.model.blocks)
-        total = sum(p.numel() for m in (self.model, self.encoders) for p in m.parameters())
-        return BlockCosts(total - sum(blocks), blocks)
 
     def instruction_flops(self, instruction: str) -> int:
         """FLOPs of encoding an instruction: paid once per episode (the embedding is cached), not per call."""

@@ -1,0 +1,176 @@
+"""The study driver: a list of policy entries x suites, built where missing, evaluated on identical units, timed
+interleaved in one process, compared with paired tests against the first entry.
+
+An `Entry` is a label, a policy spec and optionally a `build` step that produces its checkpoint (distillation,
+pruning, fine-tuning): `build(ctx)` returns the checkpoint folder and must be resumable (a finished build only
+returns its folder). Builds run in entry order and may read earlier entries' results (`ctx.result(label)`), e.g.
+a static router sized from the student's rollouts. Every entry of a suite runs the same units (tasks x init
+states x seed), so outcomes pair up; the table gives success with its Wilson interval and n, the executed share
+of the reference backbone and GFLOPs per call (from the calls table), McNemar's exact test against the first
+entry, and latency (median over interleaved calls at batch 1, `INFERENCE_THREADS` torch threads) with the
+speed-up over the first entry and its bootstrap interval.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core.io import write_text_atomic
+from core.paths import DEFAULT_RESULTS, shown
+from core.spec import PolicySpec
+from harness.runner import EvalRequest, EvalResult, UsageError, evaluate
+from harness.stats import mcnemar_exact, wilson_interval
+from tasks import expand_suites
+
+
+@dataclass
+class BuildContext:
+    suite: str
+    out: Path
+    """Folder the entry's build writes into (under `<results>/studies/<study>/<suite>/<label>/`)."""
+    results: dict[str, EvalResult]
+    """Earlier entries' evaluations of this suite, by label."""
+    log: Callable[[str], None] = print
+
+    def result(self, label: str) -> EvalResult:
+        if label not in self.results:
+            raise KeyError(f"entry {label!r} must come before the one that reads its results")
+        return self.results[label]
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    spec: PolicySpec
+    build: Callable[[BuildContext], Path] | None = None
+
+
+@dataclass
+class Study:
+    name: str
+    suites: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    episodes: int = 20
+    """Init states per task (the first `episodes` of every task)."""
+    tasks: tuple[int, ...] | None = None
+    seed: int = 0
+    latency_calls: int = 50
+    """Interleaved timed calls per entry (0: no timing)."""
+    observations: int = 40
+    notes: list[str] = field(default_factory=list)
+    """Lines the report adds under the scope (what the study holds fixed, how variants were derived)."""
+
+    def __post_init__(self):
+        labels = [e.label for e in self.entries]
+        if len(set(labels)) != len(labels) or not labels:
+            raise UsageError(f"study {self.name!r} needs distinct entry labels, got {labels}")
+
+
+def summarize(episodes: pd.DataFrame, calls: pd.DataFrame) -> dict:
+    """One evaluated run -> episodes, success % with its Wilson 95% interval, errors, policy calls, mean executed
+    share of the reference backbone and GFLOPs per call over every call (NaN where not counted)."""
+    n, k = len(episodes), int(episodes["success"].sum())
+    lo, hi = wilson_interval(k, n)
+    return {"episodes": n, "success_%": 100 * k / n if n else np.nan, "ci95_%": f"{100 * lo:.0f}-{100 * hi:.0f}",
+            "errors": int((episodes["error"] != "").sum()), "calls": len(calls),
+            "exec_%": 100 * calls["exec_fraction"].mean() if len(calls) else np.nan,
+            "gflops_per_call": calls["gflops"].mean() if len(calls) else np.nan}
+
+
+def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[str, np.ndarray]:
+    """Seconds per call of every entry's policy, interleaved in this process on observations recorded from expert
+    episodes of the suite; entries that observe differently from the first are not timed."""
+    import torch
+
+    from harness.observations import record_observations
+    from harness.profiling import interleaved_latency
+    from harness.worker import INFERENCE_THREADS
+
+    first = next(iter(loaded.values())).policy.obs_spec
+    same = {label: lp for label, lp in loaded.items() if lp.policy.obs_spec == first}
+    if len(same) < len(loaded):
+        log(f"not timed (other observations than {next(iter(loaded))}): {sorted(set(loaded) - set(same))}")
+    recorded = record_observations(suite, first, study.observations, root)
+    torch.set_num_threads(INFERENCE_THREADS)
+
+    def call(policy):
+        def fn(i: int):
+            rec = recorded[i % len(recorded)]
+            policy.reset(rec.task, 0)
+            return policy.act(rec.observation())
+        return fn
+
+    log(f"timing {len(same)} policies interleaved, {study.latency_calls} calls each, {INFERENCE_THREADS} thread(s)")
+    with torch.inference_mode():
+        return interleaved_latency({label: call(lp.policy) for label, lp in same.items()}, calls=study.latency_calls)
+
+
+def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESULTS, report_dir: Path | None = None,
+              log=print) -> pd.DataFrame:
+    """Build, evaluate, time and tabulate every entry on every suite; writes `<results>/studies/<name>/table.csv`
+    and, with `report_dir`, `<report_dir>/<name>_<suite>.md`. Returns the table (one row per suite x entry)."""
+    from harness.profiling import speedup_ci
+    from policies import load_policy
+
+    results_root = Path(results_root)
+    rows = []
+    for suite in (s for name in study.suites for s in expand_suites(name)):
+        results: dict[str, EvalResult] = {}
+        loaded = {}
+        for entry in study.entries:
+            spec = entry.spec
+            if entry.build is not None:
+                out = results_root / "studies" / study.name / suite / entry.label
+                log(f"[{suite}] building {entry.label} in {shown(out)} (a finished build is reused)")
+                checkpoint = entry.build(BuildContext(suite, out, results, log))
+                spec = PolicySpec(spec.family, spec.params, str(checkpoint), spec.name)
+            log(f"[{suite}] evaluating {entry.label} ({study.episodes} init states per task)")
+            results[entry.label] = evaluate(EvalRequest(
+                policy=spec, suite=suite, episodes=study.episodes, tasks=study.tasks, workers=workers,
+                seed=study.seed, results_root=results_root), progress=False)
+            loaded[entry.label] = load_policy(spec, suite)
+        keys = {label: set(r.episodes["key"]) for label, r in results.items()}
+        if len({frozenset(k) for k in keys.values()}) != 1:
+            raise RuntimeError(f"[{suite}] entries ran different units: {({k: len(v) for k, v in keys.items()})}")
+        times = _latency(loaded, suite, study, results_root, log) if study.latency_calls else {}
+        base_label = study.entries[0].label
+        base = results[base_label].episodes.set_index("key")["success"]
+        for entry in study.entries:
+            r = results[entry.label]
+            mine = r.episodes.set_index("key")["success"].reindex(base.index)
+            only_base, only_mine, p = mcnemar_exact(base.tolist(), mine.tolist())
+            row = {"suite": suite, "entry": entry.label, "run": shown(r.run_dirs[0]),
+                   "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **summarize(r.episodes, r.calls),
+                   f"only_{base_label}": only_base, "only_this": only_mine, "mcnemar_p": p}
+            if entry.label in times:
+                row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))
+                ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])
+                row[f"speedup_vs_{base_label}"] = f"{ratio:.2f}x [{lo:.2f}, {hi:.2f}]"
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    write_text_atomic(results_root / "studies" / study.name / "table.csv", table.to_csv(index=False))
+    if report_dir is not None:
+        for suite, part in table.groupby("suite", sort=False):
+            write_text_atomic(Path(report_dir) / f"{study.name}_{suite}.md", format_table(study, suite, part))
+    return table
+
+
+def format_table(study: Study, suite: str, table: pd.DataFrame) -> str:
+    from harness.store import cpu_model
+    from harness.worker import INFERENCE_THREADS
+
+    tasks = "all tasks" if study.tasks is None else f"tasks {', '.join(map(str, study.tasks))}"
+    scope = (f"scope: {suite}, {tasks} x init states 0-{study.episodes - 1}, seed {study.seed}: the same units for "
+             f"every entry; success with its Wilson 95% interval, McNemar's exact test on the paired units against "
+             f"`{study.entries[0].label}`; exec % = executed share of the reference (teacher) backbone's FLOPs and "
+             f"GFLOPs per call over each entry's own rollout calls (batch 1; FlopCounterMode + CPU attention, "
+             f"multiply-add = 2); latency: median of {study.latency_calls} interleaved calls per entry on "
+             f"{study.observations} observations recorded from expert episodes, {cpu_model()}, "
+             f"{INFERENCE_THREADS} torch thread(s)")
+    body = table.drop(columns=["suite"]).to_markdown(index=False, floatfmt=".3g")
+    notes = "".join(f"- {n}\n" for n in study.notes)
+    return f"# {study.name} on {suite}\n\n{scope}\n\n{notes}\n{body}\n"

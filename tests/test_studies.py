@@ -1,0 +1,84 @@
+"""Studies: entries built where missing, evaluated on the same real LIBERO units, timed and compared."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from experiments.ablations import ablations, static_blocks
+from experiments.study import run_study
+from policies.actdistill.configuration import ActDistillConfig
+from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
+from policies.vla.configuration import VLAConfig
+from policies.vla.model import VLA
+from tests.fixture_data import write_demos
+
+REPO = Path(__file__).resolve().parent.parent
+CFG = VLAConfig(width=32, depth=4, heads=2, head_hidden=16)
+
+
+def test_static_blocks_are_the_most_executed_k():
+    calls = pd.DataFrame({"blocks": [[0, 1, 3], [1, 3], [1, 2, 3]]})  # mean 2.67 blocks -> k = 3
+    assert static_blocks(calls, 4) == (0, 1, 3)  # 1 and 3 three times; 0 and 2 once each: the lower index wins
+    with pytest.raises(ValueError, match="no policy calls"):
+        static_blocks(pd.DataFrame({"blocks": []}), 4)
+
+
+@pytest.mark.slow
+def test_two_params_of_one_family_keep_two_runs_on_the_same_units(tmp_path):
+    study = tmp_path / "pruned.json"
+    study.write_text(json.dumps({"name": "pruned", "suites": ["libero_spatial"], "episodes": 1, "tasks": [0],
+                                 "entries": [{"label": "keep6", "family": "pruned-first", "params": {"keep": 6}},
+                                             {"label": "keep4", "family": "pruned-first", "params": {"keep": "4"}}]}))
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "study", "--file", str(study), "--workers", "2",
+                          "--latency-calls", "3", "--results", str(tmp_path / "results")],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results" / "studies" / "pruned" / "table.csv").set_index("entry")
+    assert table.loc["keep6", "run"] != table.loc["keep4", "run"]
+    assert len(list((tmp_path / "results").glob("pruned-first_keep-*/libero_spatial/manifest.json"))) == 2
+    assert table.loc["keep6", "exec_%"] == pytest.approx(50) and table.loc["keep4", "exec_%"] == pytest.approx(100 / 3)
+    assert (table["episodes"] == 1).all() and table.loc["keep6", "mcnemar_p"] == 1.0
+    assert table.loc["keep4", "gflops_per_call"] < table.loc["keep6", "gflops_per_call"]
+    assert table.loc["keep6", "speedup_vs_keep6"].startswith("1.00x")
+    assert "# pruned on libero_spatial" in (tmp_path / "results" / "studies" / "pruned" / "pruned_libero_spatial.md").read_text()
+
+
+@pytest.mark.slow
+def test_ablations_distil_evaluate_and_tabulate(tmp_path):
+    from policies.actdistill.train import DistillSchedule, distill
+    from policies.vla.train import cached_features, demo_files
+
+    write_demos(tmp_path / "demos")
+    features = cached_features(demo_files(tmp_path / "demos", "libero_spatial"), CFG, tmp_path / "demos" / "cache")
+    torch.manual_seed(0)
+    normalizer = Normalizer.fit(features.actions.reshape(-1, 7).numpy(), features.proprio.numpy())
+    save_checkpoint(tmp_path / "teacher", CFG, normalizer, VLA(CFG).state_dict(), {})
+    acfg = ActDistillConfig(router_width=8, graph_width=16, semantic_width=16, budget=0.5)
+    schedule = DistillSchedule(stage1_epochs=1, stage2_epochs=1, batch_size=4, warmup_steps=1)
+    distill(tmp_path / "teacher", features, tmp_path / "student", acfg, schedule, log=lambda m: None)
+
+    study = ablations("libero_spatial", tmp_path / "demos", episodes=1, tasks=(0,), student=tmp_path / "student",
+                      teacher=tmp_path / "teacher", latency_calls=0)
+    table = run_study(study, 1, tmp_path / "results", tmp_path / "reports", log=lambda m: None).set_index("entry")
+    assert list(table.index) == ["teacher", "actdistill", "no_graph", "static_router"]
+    assert (table["episodes"] == 1).all() and (table["calls"] == 28).all()  # one real episode each, 220 steps / 8
+    assert table.loc["teacher", "exec_%"] == 100
+    variants = tmp_path / "results" / "studies" / "ablations" / "libero_spatial"
+    nograph, static = load_checkpoint(variants / "no_graph"), load_checkpoint(variants / "static_router")
+    assert nograph.meta["actdistill"]["graph"] is False and nograph.meta["schedule"]["stage2_epochs"] == 1
+    fixed = static.meta["actdistill"]["static_blocks"]
+    assert 1 <= len(fixed) <= CFG.depth and table.loc["static_router", "exec_%"] == pytest.approx(100 * len(fixed) / CFG.depth)
+    assert "static_router: the k blocks" in (tmp_path / "reports" / "ablations_libero_spatial.md").read_text()
+
+
+def test_cli_names_missing_demos_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "study", "ablations", "--suite", "libero_spatial",
+                          "--demos", str(tmp_path / "none"), "--results", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    err = out.stderr.strip()
+    assert err.startswith("error: no demo files for libero_spatial under") and "\n" not in err
