@@ -193,10 +193,10 @@ def cmd_profile(args) -> int:
         raise UsageError("--baseline-params needs a --baseline")
     policy = policy_spec(args.policy, args.params, args.checkpoint)
     baseline = policy_spec(args.baseline, args.baseline_params, args.baseline_checkpoint) if args.baseline else None
-    # Only the shipped checkpoints' profile of registered names without params is the project's report; any other
-    # stays in its run folder under results/.
-    shipped = all(s is None or (s.family in POLICIES.names() and not s.params and not s.checkpoint)
-                  for s in (policy, baseline))
+    # Only the profile of the shipped checkpoints (registered names, no params) next to their committed evaluations
+    # is the project's report; any other stays in its run folder.
+    shipped = Path(args.results).resolve() == DEFAULT_RESULTS.resolve() and all(
+        s is None or (s.family in POLICIES.names() and not s.params and not s.checkpoint) for s in (policy, baseline))
     req = ProfileRequest(policy=policy, baseline=baseline, suite=args.suite, calls=args.calls,
                          observations=args.observations, threads=args.threads, results_root=args.results,
                          report_dir=REPORTS if shipped else None)

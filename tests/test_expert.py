@@ -60,11 +60,13 @@ def test_dart_expert_perturbs_execution_and_its_demos_hold_the_clean_labels(tmp_
                                   results_root=tmp_path, trajectories=True), progress=False)
     (ep,) = result.episodes.to_dict("records")
     assert ep["success"] and ep["error"] == ""  # the expert recovers from the perturbations it is given
-    labels = np.array([label for call in json.loads(ep["calls"]) for label in call["labels"]])[:ep["steps"]]
+    infos = result.calls.sort_values("call")["info"].map(json.loads)
+    labels = np.array([label for info in infos for label in info["labels"]])[:ep["steps"]]
     executed = np.load(ep["trajectory"])["actions"]
     noise = executed - labels
     assert np.all(noise[:, 6] == 0) and np.all(np.abs(noise[:, :3]).mean(0) > 0.3 * NOISE_STD[:3])
-    (path,) = build_demos(result.episodes, result.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
+    (path,) = build_demos(result.episodes, result.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1,
+                          progress=False)
     (demo,) = read_demos(path, ("agentview",))
     np.testing.assert_allclose(demo.actions, labels)  # the demo teaches the correction, not the perturbed action
     with h5py.File(path) as f:
@@ -72,4 +74,5 @@ def test_dart_expert_perturbs_execution_and_its_demos_hold_the_clean_labels(tmp_
     clean = evaluate(EvalRequest("expert", "libero_object", episodes=1, tasks=(0,), workers=1, results_root=tmp_path,
                                  trajectories=True), progress=False)
     with pytest.raises(ValueError, match="holds demos of 'expert_dart', not 'expert'"):
-        build_demos(clean.episodes, clean.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1, progress=False)
+        build_demos(clean.episodes, clean.calls, tmp_path / "demos", ("agentview",), (32, 32), 50, workers=1,
+                    progress=False)
