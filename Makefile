@@ -68,11 +68,15 @@ bench-harness: $(STAMP)
 	$(PY) -m harness.cli bench-harness --suite $(SUITE)
 
 BASELINE ?= teacher
+BASELINE_PARAMS ?=
+BASELINE_CHECKPOINT ?=
 CALLS ?= 100
 THREADS ?= $(shell nproc)
 profile: $(STAMP)
-	$(PY) -m harness.cli profile --policy $(POLICY) --baseline "$(BASELINE)" --suite $(SUITE) --calls $(CALLS) \
-	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --threads $(THREADS) --results $(RESULTS)
+	$(PY) -m harness.cli profile --policy $(POLICY) $(if $(PARAMS),--params "$(PARAMS)") --baseline "$(BASELINE)" \
+	  $(if $(BASELINE_PARAMS),--baseline-params "$(BASELINE_PARAMS)") --suite $(SUITE) --calls $(CALLS) \
+	  $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(BASELINE_CHECKPOINT),--baseline-checkpoint $(BASELINE_CHECKPOINT)) \
+	  --threads $(THREADS) --results $(RESULTS)
 
 clean-venv:
 	rm -rf $(VENV)

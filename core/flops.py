@@ -1,4 +1,4 @@
-"""FLOP counting that sees what actually runs, with attention included, and per-block cost tables.
+"""FLOP counting that sees what actually runs, with attention included, by module path.
 
 Counts come from `torch.utils.flop_counter.FlopCounterMode`, which sees the operators that actually run (so
 data-dependent block skipping is counted as skipped). In torch 2.13 its table has no entry for the CPU attention
@@ -9,8 +9,7 @@ register the standard formula for it: 2·B·H·Lq·Lk·D for Q·Kᵀ plus 2·B·
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -46,20 +45,3 @@ def flops_by_module(counter: FlopCounterMode, prefixes: dict[str, str]) -> dict[
         outermost = [p for p in under if not any(p.startswith(q + ".") for q in under)]
         out[name] = sum(counts[p] for p in outermost)
     return out
-
-
-@dataclass(frozen=True)
-class BlockCosts:
-    """A cost (FLOPs of one call at batch 1, or parameters) split into `fixed`, everything outside the backbone
-    (encoders, projections, router, head), and `blocks[i]`, backbone block i. Measured once per checkpoint, it
-    gives what a call executed from the blocks it ran (`info["blocks"]`), with no counting during evaluation."""
-
-    fixed: int
-    blocks: tuple[int, ...]
-
-    def executed(self, blocks: Sequence[int]) -> int:
-        return self.fixed + sum(self.blocks[b] for b in blocks)
-
-    def backbone_fraction(self, blocks: Sequence[int]) -> float:
-        """Share of the full backbone's cost that `blocks` make up."""
-        return sum(self.blocks[b] for b in blocks) / sum(self.blocks)

@@ -23,7 +23,8 @@ from core.io import write_text_atomic
 from core.paths import DEFAULT_RESULTS, shown
 from core.spec import PolicySpec
 from harness.runner import EvalRequest, EvalResult, UsageError, evaluate
-from harness.stats import mcnemar_exact, wilson_interval
+from harness.rollouts import run_summary
+from harness.stats import mcnemar_exact
 from tasks import expand_suites
 
 
@@ -68,17 +69,6 @@ class Study:
         labels = [e.label for e in self.entries]
         if len(set(labels)) != len(labels) or not labels:
             raise UsageError(f"study {self.name!r} needs distinct entry labels, got {labels}")
-
-
-def summarize(episodes: pd.DataFrame, calls: pd.DataFrame) -> dict:
-    """One evaluated run -> episodes, success % with its Wilson 95% interval, errors, policy calls, mean executed
-    share of the reference backbone and GFLOPs per call over every call (NaN where not counted)."""
-    n, k = len(episodes), int(episodes["success"].sum())
-    lo, hi = wilson_interval(k, n)
-    return {"episodes": n, "success_%": 100 * k / n if n else np.nan, "ci95_%": f"{100 * lo:.0f}-{100 * hi:.0f}",
-            "errors": int((episodes["error"] != "").sum()), "calls": len(calls),
-            "exec_%": 100 * calls["exec_fraction"].mean() if len(calls) else np.nan,
-            "gflops_per_call": calls["gflops"].mean() if len(calls) else np.nan}
 
 
 def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[str, np.ndarray]:
@@ -144,7 +134,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
             mine = r.episodes.set_index("key")["success"].reindex(base.index)
             only_base, only_mine, p = mcnemar_exact(base.tolist(), mine.tolist())
             row = {"suite": suite, "entry": entry.label, "run": shown(r.run_dirs[0]),
-                   "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **summarize(r.episodes, r.calls),
+                   "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **run_summary(r.episodes, r.calls),
                    f"only_{base_label}": only_base, "only_this": only_mine, "mcnemar_p": p}
             if entry.label in times:
                 row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))

@@ -69,7 +69,7 @@ def _prepare(policy, rec: Recorded) -> Observation:
 
 
 def _known(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
+    return None if math.isnan(x) else float(x)
 
 
 def call_costs(policy, recorded: list[Recorded], compute: ComputeModel) -> dict:
@@ -97,14 +97,12 @@ def call_costs(policy, recorded: list[Recorded], compute: ComputeModel) -> dict:
     chunk = len(np.atleast_2d(out.actions))
     live = table["live"].to_numpy()
     error = np.abs(table["total"].to_numpy() - live)[live > 0] / live[live > 0]
-    memory = None
-    if modules:
-        memory = 0
-        for rec in recorded[:MEMORY_CALLS]:
-            obs = _prepare(policy, rec)
-            with torch.inference_mode(), PeakTensorMemory() as peak:
-                policy.act(obs)
-            memory = max(memory, peak.peak)
+    memory = 0
+    for rec in recorded[:MEMORY_CALLS] if modules else []:
+        obs = _prepare(policy, rec)
+        with torch.inference_mode(), PeakTensorMemory() as peak:
+            policy.act(obs)
+        memory = max(memory, peak.peak)
     parts = [*components, "other"] if components else []
     return {
         "gflops_per_call": {k: float(table[k].mean()) for k in ["total", *parts]},
@@ -150,10 +148,10 @@ def profile(req: ProfileRequest, log=print, recorded: list[Recorded] | None = No
     labels = {role: _label(lp.spec) for role, lp in loaded.items()}
     if len(set(labels.values())) < len(labels):  # same name, other checkpoint
         labels["baseline"] += " (baseline)"
-    spec = shared_spec(lp.policy.obs_spec for lp in loaded.values())
+    observed = shared_spec(lp.policy.obs_spec for lp in loaded.values())
     if recorded is None:
         log(f"recording {req.observations} observations from expert episodes of {req.suite} …")
-        recorded = record_observations(req.suite, spec, req.observations, Path(req.results_root), req.stride)
+        recorded = record_observations(req.suite, observed, req.observations, Path(req.results_root), req.stride)
         source = f"recorded from {req.suite} expert episodes (init state 0, a frame every {req.stride} steps)"
     else:
         source = "given by the caller"
@@ -263,8 +261,9 @@ def format_report(report: dict) -> str:
     lines += notes
     for name, p in pols.items():
         if p["rollouts"] is None:
-            params = _params_text(p["spec"]["params"])
-            typed = p["spec"]["name"] + (f' PARAMS="{params}"' if params else "")
+            params, checkpoint = _params_text(p["spec"]["params"]), p["spec"]["checkpoint"]
+            typed = (p["spec"]["name"] + (f' PARAMS="{params}"' if params else "")
+                     + (f" CHECKPOINT={checkpoint}" if checkpoint else ""))
             lines.append(f"{name}: no `make eval` results for {report['suite']} in {p['results_dir']}; run "
                          f"`make eval POLICY={typed} SUITE={report['suite']}` for rollout metrics")
             continue

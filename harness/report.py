@@ -4,31 +4,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.stats import wilson_interval
+from harness.rollouts import run_summary
 
 
 def _row(group: pd.DataFrame, calls: pd.DataFrame | None) -> dict:
-    n = len(group)
-    k = int(group["success"].sum())
-    lo, hi = wilson_interval(k, n)
+    summary = run_summary(group, calls if calls is not None else pd.DataFrame(columns=["key", "exec_fraction", "gflops"]))
     n_calls = group["policy_calls"].sum()
     row = {
-        "episodes": n,
-        "success_%": 100.0 * k / n if n else float("nan"),
-        "ci95_%": f"{100 * lo:.0f}-{100 * hi:.0f}",
-        "errors": int((group["error"] != "").sum()),
+        "episodes": summary["episodes"],
+        "success_%": summary["success_%"],
+        "ci95_%": f"{summary['ci95_lo_%']:.0f}-{summary['ci95_hi_%']:.0f}",
+        "errors": summary["errors"],
         "steps_mean": group["steps"].mean(),
         "policy_ms_per_call": 1000.0 * group["policy_s"].sum() / n_calls if n_calls else float("nan"),
         "wall_s_per_ep": group["wall_s"].mean(),
         **{f"{c[len('partial_'):]}_%": 100.0 * group[c].fillna(False).astype(bool).mean()
            for c in group.columns if c.startswith("partial_")},
     }
-    if calls is not None:
-        mine = calls[calls["key"].isin(group["key"])]
-        if mine["exec_fraction"].notna().any():
-            row["exec_%"] = 100.0 * mine["exec_fraction"].mean()
-        if mine["gflops"].notna().any():
-            row["GF_per_call"] = mine["gflops"].mean()
+    if not np.isnan(summary["exec_backbone_%"]):
+        row["exec_%"] = summary["exec_backbone_%"]
+    if not np.isnan(summary["gflops_per_call"]):
+        row["GF_per_call"] = summary["gflops_per_call"]
     return row
 
 

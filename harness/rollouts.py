@@ -19,13 +19,14 @@ def _mean(series: pd.Series) -> float:
 
 def run_summary(episodes: pd.DataFrame, calls: pd.DataFrame) -> dict:
     """One row for a set of episodes: `episodes`, `success_%` with its Wilson 95% interval (`ci95_lo_%`,
-    `ci95_hi_%`), `exec_backbone_%` and `gflops_per_call` (means over every recorded call of those episodes),
-    `calls`. Calls of episodes not in `episodes` are ignored."""
+    `ci95_hi_%`), `errors` (episodes that failed by an error), `exec_backbone_%` and `gflops_per_call` (means over
+    every recorded call of those episodes, NaN where not counted), `calls`. Calls of other episodes are ignored."""
     mine = calls[calls["key"].isin(episodes["key"])]
     n, k = len(episodes), int(episodes["success"].sum())
     lo, hi = wilson_interval(k, n)
     return {
         "episodes": n, "success_%": 100 * k / n if n else np.nan, "ci95_lo_%": 100 * lo, "ci95_hi_%": 100 * hi,
+        "errors": int((episodes["error"].fillna("") != "").sum()),
         "exec_backbone_%": 100 * _mean(mine["exec_fraction"]), "gflops_per_call": _mean(mine["gflops"]),
         "calls": len(mine),
     }

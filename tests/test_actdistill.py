@@ -140,6 +140,7 @@ def test_graph_probes_train_end_to_end():
     assert student.router.gates.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_distillation_end_to_end_exports_a_student_without_graph_modules(tmp_path):
     from policies.actdistill.train import DistillSchedule, distill
     from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint

@@ -82,7 +82,7 @@ def test_a_pruned_policy_without_its_own_table_is_accounted_against_the_teacher(
     assert json.loads((run_dir / "profile.json").read_text())["policies"]["teacher"]["depth"] == 4
     assert (tmp_path / "reports" / "profile_libero_spatial_pruned_vs_teacher.md").read_text() == (
         run_dir / "profile.md").read_text()
-    assert 'make eval POLICY=pruned PARAMS="keep=2,method=first"' in report["text"]
+    assert f'make eval POLICY=pruned PARAMS="keep=2,method=first" CHECKPOINT={tmp_path / "teacher"}' in report["text"]
 
 
 def test_a_scripted_policy_without_torch_profiles_latency_only(tmp_path):
@@ -124,12 +124,12 @@ def _run_with_calls(tmp_path) -> RunStore:
     store.manifest_path.write_text(json.dumps({"compute": compute.to_dict()}))
     episodes = [(0, 0, True, [[0], [0, 1, 2]]), (0, 1, False, [[0, 1, 2]] * 3), (1, 0, True, [[0]] * 4)]
     for task, init, success, blocks in episodes:
+        calls = [{"env_step": 10 * i, "policy_s": 0.1, "blocks": b, "info": {}} for i, b in enumerate(blocks)]
         store.write_episode(EpisodeRecord(
             f"libero_spatial__t{task:03d}__i{init:03d}__s0", "student", "000000000000", "sha", "libero_spatial",
             task, f"task{task}", "do it", init, 0, success=success, steps=10 * len(blocks),
             policy_calls=len(blocks), wall_s=10.0, policy_s=1.0, physics_s=5.0, render_s=3.0, jerk=0.5,
-            record_s=0.01, calls=[{"env_step": 10 * i, "policy_s": 0.1, "blocks": b, "info": {}}
-                                  for i, b in enumerate(blocks)]))
+            record_s=0.01, error="" if success else "policy exploded", calls=calls))
     return store
 
 
@@ -139,6 +139,7 @@ def test_rollout_metrics_read_executed_fraction_and_flops_from_the_calls_table(t
     summary = run_summary(episodes, calls)
     lo, hi = wilson_interval(2, 3)
     assert summary == pytest.approx({"episodes": 3, "success_%": 200 / 3, "ci95_lo_%": 100 * lo, "ci95_hi_%": 100 * hi,
+                                     "errors": 1,
                                      "exec_backbone_%": 100 * 17 / 36,  # 9 calls ran 17 of their 36 blocks
                                      "gflops_per_call": 1 + 0.5 * 17 / 9, "calls": 9})
     table = rollout_metrics(episodes, calls).set_index("task")
@@ -147,13 +148,14 @@ def test_rollout_metrics_read_executed_fraction_and_flops_from_the_calls_table(t
     assert table.loc["ALL", "policy_%"] == 10 and table.loc["ALL", "overhead_%"] == pytest.approx(0.1)
     per_episode = episode_metrics(episodes, calls).set_index("key")
     assert per_episode["calls"].tolist() == [2, 3, 4] and per_episode["exec_blocks"].tolist() == [2, 3, 1]
+    assert per_episode["error"].tolist() == [False, True, False]
     assert per_episode["gflops"].tolist() == pytest.approx([2 + 2.0, 3 * 2.5, 4 * 1.5])
 
 
 def test_rollout_metrics_of_a_policy_without_blocks_are_nan():
     import pandas as pd
 
-    episodes = pd.DataFrame({"key": ["a"], "success": [False]})
+    episodes = pd.DataFrame({"key": ["a"], "success": [False], "error": [""]})
     calls = pd.DataFrame({"key": ["a"], "exec_fraction": [math.nan], "gflops": [math.nan]})
     summary = run_summary(episodes, calls)
     assert math.isnan(summary["exec_backbone_%"]) and math.isnan(summary["gflops_per_call"]) and summary["calls"] == 1

@@ -40,7 +40,8 @@ def test_two_params_of_one_family_keep_two_runs_on_the_same_units(tmp_path):
     table = pd.read_csv(tmp_path / "results" / "studies" / "pruned" / "table.csv").set_index("entry")
     assert table.loc["keep6", "run"] != table.loc["keep4", "run"]
     assert len(list((tmp_path / "results").glob("pruned-first_keep-*/libero_spatial/manifest.json"))) == 2
-    assert table.loc["keep6", "exec_%"] == pytest.approx(50) and table.loc["keep4", "exec_%"] == pytest.approx(100 / 3)
+    assert table.loc["keep6", "exec_backbone_%"] == pytest.approx(50)
+    assert table.loc["keep4", "exec_backbone_%"] == pytest.approx(100 / 3)
     assert (table["episodes"] == 1).all() and table.loc["keep6", "mcnemar_p"] == 1.0
     assert table.loc["keep4", "gflops_per_call"] < table.loc["keep6", "gflops_per_call"]
     assert table.loc["keep6", "speedup_vs_keep6"].startswith("1.00x")
@@ -66,12 +67,12 @@ def test_ablations_distil_evaluate_and_tabulate(tmp_path):
     table = run_study(study, 1, tmp_path / "results", tmp_path / "reports", log=lambda m: None).set_index("entry")
     assert list(table.index) == ["teacher", "actdistill", "no_graph", "static_router"]
     assert (table["episodes"] == 1).all() and (table["calls"] == 28).all()  # one real episode each, 220 steps / 8
-    assert table.loc["teacher", "exec_%"] == 100
+    assert table.loc["teacher", "exec_backbone_%"] == 100
     variants = tmp_path / "results" / "studies" / "ablations" / "libero_spatial"
     nograph, static = load_checkpoint(variants / "no_graph"), load_checkpoint(variants / "static_router")
     assert nograph.meta["actdistill"]["graph"] is False and nograph.meta["schedule"]["stage2_epochs"] == 1
     fixed = static.meta["actdistill"]["static_blocks"]
-    assert 1 <= len(fixed) <= CFG.depth and table.loc["static_router", "exec_%"] == pytest.approx(100 * len(fixed) / CFG.depth)
+    assert 1 <= len(fixed) <= CFG.depth and table.loc["static_router", "exec_backbone_%"] == pytest.approx(100 * len(fixed) / CFG.depth)
     assert "static_router: the k blocks" in (tmp_path / "reports" / "ablations_libero_spatial.md").read_text()
 
 
