@@ -6,7 +6,8 @@ A policy that reports `info["blocks"]` names the backbone blocks it executed as 
 - the reference's per-block FLOPs, from one dense call of the reference (`<block_prefix>.<i>` module paths);
 - the policy's own FLOPs outside those blocks (`extra`: encoders, projections, router, head), as one live call
   of the policy minus the reference blocks it ran.
-A call's FLOPs are then `extra + sum(reference block FLOPs executed)` and its executed fraction the share of the
+Counting runs the policy, so it happens in a worker process like an episode (`ComputeUnit`, run by the
+executor before a new run's episodes): a policy that crashes there costs the count, not the harness. A call's FLOPs are then `extra + sum(reference block FLOPs executed)` and its executed fraction the share of the
 reference backbone's FLOPs, so a model truncated to 6 of 12 blocks executes 50%, never 100% of itself. A policy
 without blocks gets its live count per call. Only torch operators are counted (a numpy-only policy counts 0).
 """
@@ -98,3 +99,35 @@ def measure(loaded, task) -> ComputeModel:
         raise ValueError(f"policy reports block {bad[0]}, outside its reference's 0..{len(table) - 1}")
     extra = live - sum(table[b] for b in blocks)
     return ComputeModel(extra, table, reference.identity if spec is not None else None)
+
+
+@dataclass(frozen=True)
+class ComputeUnit:
+    """An executor unit that counts a run's compute model in a worker, on a fresh instance of the policy (so the
+    worker's cached instance, which runs episodes, is never called outside one). Its result is
+    `ComputeModel.to_dict()`."""
+
+    policy: object
+    """The run's `PolicySpec`, checkpoint resolved for the suite."""
+    spec_hash: str
+    suite: str
+    task_index: int
+
+    @property
+    def key(self) -> str:
+        return f"compute__{self.suite}"
+
+    @property
+    def env_key(self) -> tuple[str, int]:
+        return self.suite, self.task_index
+
+    def run(self, worker) -> dict:
+        from policies import load_policy
+        from tasks import make_suite
+
+        from harness.worker import pin_threads
+
+        pin_threads()
+        loaded = load_policy(self.policy, self.suite)
+        pin_threads()
+        return measure(loaded, make_suite(self.suite).tasks()[self.task_index]).to_dict()

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from core.paths import DEFAULT_RESULTS, shown
 from core.registry import UnknownName
 from core.spec import PolicySpec
+from harness.compute import ComputeUnit
 from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit
 from harness.executors import Executor, LocalPool
 from harness.store import SCHEMA_VERSION, RunMismatch, RunStore, digest, ensure_writable, invocation_info
@@ -63,21 +64,6 @@ class SuitePlan:
     units: list[EpisodeUnit]
     todo: list[EpisodeUnit]
     manifest: dict
-
-
-def _compute(loaded, store: RunStore, task: TaskSpec) -> dict:
-    """The run's compute model: from its manifest when it has one, else counted now (`harness.compute`)."""
-    from harness.compute import measure
-
-    old = store.manifest().get("compute")
-    if old:
-        return old
-    if loaded.policy.obs_spec.privileged:
-        return {"skipped": "a privileged-state policy (scripted expert) is not a model: no FLOPs counted"}
-    try:
-        return measure(loaded, task).to_dict()
-    except Exception as err:  # noqa: BLE001 - a policy we cannot count still evaluates; the manifest says why
-        return {"error": f"{type(err).__name__}: {err}"}
 
 
 def plan(req: EvalRequest) -> list[SuitePlan]:
@@ -143,12 +129,13 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
             "protocol_hash": digest({"protocol": protocol, "simulator": suite.versions()}),
             "simulator": suite.versions(),
             "inference": inference_protocol(),
-            "compute": _compute(lp, store, specs[indices[0]]),
             "invocation": invocation_info(
                 workers=req.workers, episodes=episodes, tasks=list(indices), seed=req.seed, video=req.video,
                 trajectories=req.trajectories, checkpoint=shown(lp.checkpoint) if lp.checkpoint else None,
             ),
         }
+        if lp.policy.obs_spec.privileged:
+            manifest["compute"] = {"skipped": "a privileged-state policy (scripted expert) is not a model: no FLOPs counted"}
         plans.append(SuitePlan(lp, store, {t.index: t for t in specs}, units, todo, manifest))
     return plans
 
@@ -174,6 +161,10 @@ def evaluate(req: EvalRequest, progress: bool = True, executor: Executor | None 
         except RunMismatch as err:
             raise UsageError(str(err)) from None
         p.store.compact()  # a resumed run starts from compact tables
+    count = {ComputeUnit(p.units[0].policy, p.units[0].spec_hash, p.store.dir.name, p.units[0].task_index): p
+             for p in plans if p.todo and not p.store.manifest().get("compute")}
+    for outcome in executor.run(list(count), {}) if count else ():
+        count[outcome.unit].store.set_compute(outcome.record or {"error": outcome.crash})
     todo = [u for p in plans for u in p.todo]
     by_suite = {p.store.dir.name: p for p in plans}
     outputs = {}

@@ -165,6 +165,11 @@ class RunStore:
             p.unlink()
         return len(fragments)
 
+    def set_compute(self, compute: dict) -> None:
+        """Record the run's compute model (`harness.compute`), or why there is none, before its episodes land."""
+        write_text_atomic(self.manifest_path, json.dumps({**self.manifest(), "compute": compute}, indent=2,
+                                                          sort_keys=True, default=str))
+
     def write_manifest(self, manifest: dict) -> None:
         """Create the manifest, or check a resumed run matches it and append this invocation."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +182,8 @@ class RunStore:
                     raise RunMismatch(
                         f"{self.dir} holds episodes with a different {field}; move it away or choose --results"
                     )
-            manifest["compute"] = old.get("compute", manifest.get("compute"))
+            if "compute" in old:
+                manifest["compute"] = old["compute"]
             manifest["invocations"] = old.get("invocations", []) + [invocation]
         else:
             manifest["invocations"] = [invocation]
