@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--demos", type=Path, default=DEFAULT_RESULTS / "demos", help="ablations: the student's demos")
     st.add_argument("--student", type=Path, default=None, help="ablations: student checkpoint (default: shipped)")
     st.add_argument("--latency-calls", type=int, default=50, help="interleaved timed calls per entry (0: none)")
+    st.add_argument("--observations", type=int, default=40, help="observations recorded for timing")
     st.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     st.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
@@ -233,12 +234,13 @@ def _spec_study(args):
             raise UsageError(f"study file {args.file}: {err}") from None
         return Study(data.get("name", args.file.stem), tuple(data.get("suites", [args.suite])), entries,
                      episodes=data.get("episodes", args.episodes), tasks=tuple(data["tasks"]) if data.get("tasks")
-                     else args.tasks, latency_calls=args.latency_calls)
+                     else args.tasks, latency_calls=args.latency_calls, observations=args.observations)
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
     if not names:
         raise UsageError("a study needs --policies a,b,... or --file <study.json>")
     return Study(args.name or "specs", (args.suite,), tuple(Entry(n, PolicySpec(n)) for n in names),
-                 episodes=args.episodes, tasks=args.tasks, latency_calls=args.latency_calls)
+                 episodes=args.episodes, tasks=args.tasks, latency_calls=args.latency_calls,
+                 observations=args.observations)
 
 
 def cmd_study(args) -> int:

@@ -39,6 +39,15 @@ class Segfaults(NoopPolicy):
         return super().act(obs)
 
 
+class SegfaultsWhenCounted(NoopPolicy):
+    """Kills its worker on the harness's blank FLOP-count observation only; behaves (noop) in episodes."""
+
+    def act(self, obs):
+        if not obs.proprio["eef_pos"].any():
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().act(obs)
+
+
 class MisbehavesInTurn(NoopPolicy):
     """Per worker process: episode 1 raises, 2 returns NaN, 3 a wrong shape, later ones behave (noop)."""
 

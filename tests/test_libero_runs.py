@@ -73,6 +73,15 @@ def test_worker_crashing_twice_is_recorded(tmp_path):
     assert ep["error"] == "worker died (exit code -11) 2 times" and not ep["success"]
 
 
+def test_a_policy_crashing_while_counted_costs_only_its_count(tmp_path):
+    result = run("tests.fixture_policies:SegfaultsWhenCounted", tmp_path)
+    (ep,) = result.episodes.to_dict("records")
+    assert ep["error"] == "" and ep["steps"] == 220
+    compute = json.loads((result.run_dirs[0] / "manifest.json").read_text())["compute"]
+    assert compute == {"error": "worker died (exit code -11) 2 times"}
+    assert result.calls["gflops"].isna().all()
+
+
 def test_resume_after_kill_9(tmp_path):
     cmd = [sys.executable, "-m", "harness.cli", "eval", "--policy", "noop", "--suite", "libero_spatial",
            "--tasks", "0", "--episodes", "3", "--workers", "1", "--results", str(tmp_path), "--no-progress"]

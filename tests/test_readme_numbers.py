@@ -20,6 +20,10 @@ FIGURES = [
     ("actdistill", "e977ef159cc7", "libero_spatial", 200, 108, "55, 65, 60, 40, 50, 90, 20, 65, 60, 35", 38.8, 1.51, 4212),
     ("actdistill", "3e59a646895b", "libero_object", 200, 155, "95, 100, 70, 80, 70, 60, 100, 55, 85, 60", 35.6, 1.43, 3923),
     ("actdistill", "6e2c99e1365c", "libero_spatial", 200, 101, "45, 50, 50, 50, 25, 85, 35, 80, 50, 35", 39.7, 1.53, None),
+    ("expert", "be25890de94f", "libero_spatial", 500, 484, "100, 98, 100, 94, 98, 100, 96, 92, 92, 98", None, None, None),
+    ("expert", "be25890de94f", "libero_object", 500, 500, None, None, None, None),
+    *[("expert", "be25890de94f", f"simpler_{t}", 24, 24, None, None, None, None)
+      for t in ("carrot", "spoon", "stack", "eggplant")],
 ]
 
 

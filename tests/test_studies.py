@@ -34,7 +34,7 @@ def test_two_params_of_one_family_keep_two_runs_on_the_same_units(tmp_path):
                                  "entries": [{"label": "keep6", "family": "pruned-first", "params": {"keep": 6}},
                                              {"label": "keep4", "family": "pruned-first", "params": {"keep": "4"}}]}))
     out = subprocess.run([sys.executable, "-m", "harness.cli", "study", "--file", str(study), "--workers", "2",
-                          "--latency-calls", "3", "--results", str(tmp_path / "results")],
+                          "--latency-calls", "3", "--observations", "2", "--results", str(tmp_path / "results")],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     table = pd.read_csv(tmp_path / "results" / "studies" / "pruned" / "table.csv").set_index("entry")
