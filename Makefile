@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
-APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libosmesa6
+APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libosmesa6 chromium fonts-dejavu-core
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
 POLICY ?= expert
@@ -31,7 +31,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing apt packages:" $$missing; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
