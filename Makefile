@@ -123,16 +123,6 @@ study: $(STAMP)
 	  $(if $(NAME),--name $(NAME)) --suite $(SUITE) --episodes $(or $(EPISODES),20) $(if $(TASKS),--tasks "$(TASKS)") \
 	  --workers $(WORKERS) --results $(RESULTS)
 
-# SQL over every run under RESULTS (DuckDB views runs, episodes, calls).
-SQL ?= SELECT r.name, r.suite, left(r.checkpoint_sha256, 12) AS sha, count(*) AS episodes, round(100 * avg(e.success::INT), 1) AS success_pct FROM episodes e JOIN runs r USING (run) GROUP BY ALL ORDER BY ALL
-query: $(STAMP)
-	$(PY) -m harness.cli query "$(SQL)" --results $(RESULTS)
-
-# The shipped student against no-graph and static-router variants, distilled and evaluated alike (EPISODES per task).
-ablations: $(STAMP)
-	$(PY) -m policies.actdistill.ablations --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
-	  --workers $(WORKERS) --results $(RESULTS)
-
 # With internet only: ManiSkill's official Bridge assets replace the generated stand-ins.
 assets-simpler: $(STAMP)
 	$(PY) -m tasks.simpler
