@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness.episode import EpisodeOutputs, EpisodeRecord, EpisodeUnit, run_episode
+from harness.episode import EpisodeOutputs, EpisodeUnit, run_episode
 
 INFERENCE_THREADS = 1
 """torch threads of a policy call during evaluation, fixed so that an episode is a function of its unit."""

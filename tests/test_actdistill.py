@@ -220,7 +220,6 @@ def test_ablations_distil_without_graph_and_with_static_blocks(tmp_path):
 def test_the_defaults_are_the_shipped_students_recipe():
     """`make distill` with no options reproduces the shipped students: config and schedule as stored with them."""
     import json
-    from dataclasses import asdict
     from pathlib import Path
 
     from policies.actdistill.train import DistillSchedule
