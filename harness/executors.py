@@ -49,7 +49,7 @@ def _serve(inbox, outbox, parent_pid: int) -> None:
             msg = inbox.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent_pid:
-                return
+                break  # orphaned: exit like a finished worker, without interpreter teardown
             continue
         if msg is None:
             break
