@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 # Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test test-fast demos train-teacher distill ablations study query profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations study query compare track history profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -122,6 +122,22 @@ study: $(STAMP)
 	$(PY) -m harness.cli study $(if $(POLICIES),--policies "$(POLICIES)") $(if $(STUDY),--file $(STUDY)) \
 	  $(if $(NAME),--name $(NAME)) --suite $(SUITE) --episodes $(or $(EPISODES),20) $(if $(TASKS),--tasks "$(TASKS)") \
 	  --workers $(WORKERS) --results $(RESULTS)
+
+# NEW against BASE on committed runs (BASE empty: the registered baseline, results/baselines.json); exits 1 when NEW
+# is significantly worse.
+compare: $(STAMP)
+	$(PY) -m harness.cli compare --new "$(NEW)" $(if $(BASE),--base "$(BASE)") --suite $(SUITE) \
+	  --alpha $(or $(ALPHA),0.05) --margin $(or $(MARGIN),0) $(if $(MARKDOWN),--markdown $(MARKDOWN)) --results $(RESULTS)
+
+# A new checkpoint against its family's registered baseline, in rounds, stopping at the sequential verdict.
+track: $(STAMP)
+	$(PY) -m harness.cli track --checkpoint $(CHECKPOINT) \
+	  $(if $(filter command line environment,$(origin POLICY)),--family $(POLICY)) \
+	  $(if $(filter command line environment,$(origin SUITE)),--suite $(SUITE)) --workers $(WORKERS) --results $(RESULTS)
+
+# Success (Wilson 95%) and GFLOPs per call over a family's checkpoints, baseline starred (PNG).
+history: $(STAMP)
+	$(PY) -m harness.cli history --policy $(POLICY) --suite $(SUITE) $(if $(OUT),--out $(OUT)) --results $(RESULTS)
 
 # With internet only: ManiSkill's official Bridge assets replace the generated stand-ins.
 assets-simpler: $(STAMP)

@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (recorded)")
     prof.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
-    from harness.train_cli import add_parsers
+    from harness.compare_cli import add_parsers as add_compare_parsers
+    from harness.train_cli import add_parsers as add_train_parsers
 
-    add_parsers(sub)
+    add_train_parsers(sub)
+    add_compare_parsers(sub)
 
     st = sub.add_parser("study", help="entries x suites on the same units: build, evaluate, time, compare")
     st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations"],
@@ -293,12 +295,13 @@ def cmd_query(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import compare_cli, train_cli
     from harness.runner import UsageError
-    from harness.train_cli import COMMANDS
 
     args = build_parser().parse_args(argv)
     commands = {"eval": cmd_eval, "demos": cmd_demos, "profile": cmd_profile, "bench-harness": cmd_bench,
-                "study": cmd_study, "migrate-results": cmd_migrate, "query": cmd_query, **COMMANDS}
+                "study": cmd_study, "migrate-results": cmd_migrate, "query": cmd_query, **train_cli.COMMANDS,
+                **compare_cli.COMMANDS}
     try:
         return commands[args.command](args)
     except UsageError as err:
