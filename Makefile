@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 # Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test test-fast demos train-teacher distill ablations study query compare track history profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations study query report compare track history profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -122,6 +122,11 @@ study: $(STAMP)
 	$(PY) -m harness.cli study $(if $(POLICIES),--policies "$(POLICIES)") $(if $(STUDY),--file $(STUDY)) \
 	  $(if $(NAME),--name $(NAME)) --suite $(SUITE) --episodes $(or $(EPISODES),20) $(if $(TASKS),--tasks "$(TASKS)") \
 	  --workers $(WORKERS) --results $(RESULTS)
+
+# Paper-style tables, figures and an HTML page: RUNS=tag/suite,… or STUDY=name|file.json (default: the shipped policies' runs).
+report: CALLS = 50
+report: $(STAMP)
+	$(PY) -m harness.cli report $(if $(RUNS),--runs "$(RUNS)") $(if $(STUDY),--study "$(STUDY)") --results $(RESULTS) --calls $(CALLS)
 
 # NEW against BASE on committed runs (BASE empty: the registered baseline, results/baselines.json); exits 1 when NEW
 # is significantly worse.

@@ -72,10 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     from harness.compare_cli import add_parsers as add_compare_parsers
+    from harness.report_cli import add_parsers as add_report_parsers
     from harness.train_cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
     add_compare_parsers(sub)
+    add_report_parsers(sub)
 
     st = sub.add_parser("study", help="entries x suites on the same units: build, evaluate, time, compare")
     st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations"],
@@ -295,13 +297,13 @@ def cmd_query(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness import compare_cli, train_cli
+    from harness import compare_cli, report_cli, train_cli
     from harness.runner import UsageError
 
     args = build_parser().parse_args(argv)
     commands = {"eval": cmd_eval, "demos": cmd_demos, "profile": cmd_profile, "bench-harness": cmd_bench,
                 "study": cmd_study, "migrate-results": cmd_migrate, "query": cmd_query, **train_cli.COMMANDS,
-                **compare_cli.COMMANDS}
+                **compare_cli.COMMANDS, **report_cli.COMMANDS}
     try:
         return commands[args.command](args)
     except UsageError as err:

@@ -79,7 +79,7 @@ class ReportRun:
     @cached_property
     def block_sets(self) -> list[tuple[int, ...]]:
         """The executed reference blocks of every call that reported them, each as a sorted tuple."""
-        return [tuple(sorted(int(b) for b in blocks)) for blocks in self.calls["blocks"] if blocks is not None]
+        return [tuple(sorted(int(b) for b in blocks)) for blocks in self.calls["blocks"][self.calls["blocks"].notna()]]
 
 
 @dataclass
@@ -138,6 +138,7 @@ class Table:
             if i in self.rules:
                 body.append(r"\midrule")
             cells = [latex_escape(c) for c in row]
+            cells[0] = "{}" + cells[0] if cells[0].startswith("[") else cells[0]  # else `\\ [` reads an argument
             body.append(" & ".join(rf"\textbf{{{c}}}" if (i, j) in self.bold and row[j] != MISSING else c
                                    for j, c in enumerate(cells)) + r" \\")
         caption = latex_escape(". ".join([self.title, *self.scope]))
@@ -170,7 +171,7 @@ def _base_label(manifest: dict) -> str:
 def load_runs(ix: ResultsIndex, runs: Sequence[str], labels: dict[str, str] | None = None) -> list[ReportRun]:
     """The runs `runs` (index `run` keys, in this order) with their episodes and calls. `labels`: run -> label
     (a study's entry names); otherwise the spec's name and params, plus the checkpoint's sha256 prefix where two
-    runs of one suite would share a label. UsageError for a run not under the index's root."""
+    runs of one suite would share a label. UsageError for a run not under the index's root or without episodes."""
     known = {str(s.dir.relative_to(ix.root)): s for s in ix.stores}
     unknown = [r for r in runs if r not in known]
     if unknown:
@@ -180,6 +181,9 @@ def load_runs(ix: ResultsIndex, runs: Sequence[str], labels: dict[str, str] | No
     calls = ix.sql("SELECT * FROM calls WHERE list_contains(?, run)", list(runs))
     out = [ReportRun(r, "", known[r].manifest(), episodes[episodes["run"] == r].reset_index(drop=True),
                      calls[calls["run"] == r].reset_index(drop=True)) for r in runs]
+    empty = [r.run for r in out if not len(r.episodes)]
+    if empty:
+        raise UsageError(f"run {empty[0]} has no finished episodes to report")
     names = Counter((_base_label(r.manifest), r.suite) for r in out)
     for r in out:
         base = _base_label(r.manifest)
@@ -276,9 +280,9 @@ def protocol_line(runs: Sequence[ReportRun]) -> str:
     return line
 
 
-def _scope(runs: Sequence[ReportRun], marks: dict[str, list[str]], extra: Iterable[str] = ()) -> list[str]:
+def _scope(runs: Sequence[ReportRun], marks: dict[str, list[str]]) -> list[str]:
     suites = suites_of(runs)
-    return [scope_line(runs), *extra, *(protocol_line([r for r in runs if r.suite == s]) for s in suites),
+    return [scope_line(runs), *(protocol_line([r for r in runs if r.suite == s]) for s in suites),
             *(m for s in suites for m in marks.get(s, []))]
 
 
@@ -327,14 +331,15 @@ def baselines(runs: Sequence[ReportRun]) -> dict[str, ReportRun]:
     out = {}
     for suite in suites_of(runs):
         group = [r for r in runs if r.suite == suite]
-        refs = Counter(r.manifest.get("compute", {}).get("reference", {}).get("checkpoint_sha256") for r in group)
+        refs = Counter((r.manifest.get("compute", {}).get("reference") or {}).get("checkpoint_sha256") for r in group)
         teachers = [r for r in group if r.family == "teacher"]
         if teachers:
             out[suite] = max(teachers, key=lambda r: refs[r.sha])  # max keeps the first among equals
     return out
 
 
-def speedup(runs: Sequence[ReportRun], measured: Measured, base: dict[str, ReportRun]) -> tuple[float, float, float] | None:
+def speedup(runs: Sequence[ReportRun], measured: Measured,
+            base: dict[str, ReportRun]) -> tuple[float, float, float] | None:
     """Speed-up of `runs` (one policy, one run per suite) over the baselines: ratio of medians with its paired
     bootstrap 95% interval over the interleaved calls of every suite where both were timed, pooled in suite order
     (call i of a run pairs with call i of its suite's baseline). None where no such pair exists."""
@@ -374,8 +379,8 @@ def main_table(runs: Sequence[ReportRun], measured: Measured, marks: dict[str, l
     suites, base = suites_of(runs), baselines(runs)
     by = {(r.label, r.suite): r for r in runs}
     sizes = {s: {len(r.episodes) for r in runs if r.suite == s} for s in suites}
+    # Episodes per policy go into the column header when every policy of the suite ran as many.
     header_n = {s: next(iter(n)) if len(n) == 1 else None for s, n in sizes.items()}
-    """Episodes per policy, in the column header when every policy of the suite ran as many."""
     columns = ["Policy", "Params (M)", *(f"{s} SR %" + (f" (n={header_n[s]})" if header_n[s] else "") for s in suites),
                "Avg. SR %", "GFLOPs/call", "GFLOPs/action", "Exec. backbone %", "Latency ms", "Speed-up"]
     rows, scores = [], []
@@ -405,7 +410,9 @@ def main_table(runs: Sequence[ReportRun], measured: Measured, marks: dict[str, l
     for j, col in enumerate(np.array(scores).T if scores else []):
         best = col.max()
         bold |= {(i, 2 + j) for i, v in enumerate(col) if v == best and v >= 0}
-    chunks = ", ".join(f"{r.label} ({r.suite}) {_num(r.chunk, 'g')}" for r in runs)
+    sizes_of = {_num(r.chunk, "g") for r in runs}
+    chunks = (f"{sizes_of.pop()} for every policy" if len(sizes_of) == 1
+              else ", ".join(f"{r.label} ({r.suite}) {_num(r.chunk, 'g')}" for r in runs))
     notes = [
         "SR = success rate, mean [Wilson 95% interval] over episodes; Avg. = unweighted mean over the suites (only "
         "for policies evaluated on all of them); the best of each success column is in bold.",
