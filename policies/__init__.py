@@ -24,6 +24,7 @@ POLICIES = Registry(
         "random": "policies.sanity:RandomPolicy",
         "teacher": "policies.vla.policy:VLAPolicy",
         "pruned": "policies.pruning.policy:PrunedPolicy",
+        "random-skip": "policies.pruning.policy:RandomSkipPolicy",
         "pruned-first": Alias("pruned", method="first"),
         "pruned-uniform": Alias("pruned", method="uniform"),
         "pruned-first-6": Alias("pruned", method="first", keep=6),

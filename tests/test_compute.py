@@ -54,3 +54,28 @@ def test_a_policy_without_blocks_gets_its_live_count():
     loaded = load_policy("noop")
     model = measure(loaded, TASK)
     assert model.flops(None) == 0 and model.block_flops == ()
+
+
+def test_random_skip_draws_per_episode_and_is_accounted_against_the_teacher():
+    from core.spec import PolicySpec
+
+    def blocks_of(loaded, calls=20):
+        loaded.policy.reset(TASK, 0)
+        obs = blank_observation(loaded.policy.obs_spec)
+        return [loaded.policy.act(obs).info["blocks"] for _ in range(calls)]
+
+    a = load_policy(PolicySpec("random-skip", {"p": 0.4}), "libero_spatial")
+    b = load_policy(PolicySpec("random-skip", {"p": 0.4}), "libero_spatial")
+    runs = blocks_of(a)
+    assert runs == blocks_of(b) and len({tuple(r) for r in runs}) > 1  # repeatable per episode, varied per call
+    share = sum(map(len, runs)) / (12 * len(runs))
+    assert 0.25 < share < 0.55
+    model = measure(a, TASK)
+    assert model.reference == load_policy("teacher", "libero_spatial").identity
+    assert model.fraction(runs[0]) == pytest.approx(len(runs[0]) / 12)
+    dense = load_policy(PolicySpec("random-skip", {"p": 1}), "libero_spatial")
+    teacher = load_policy("teacher", "libero_spatial").policy
+    for policy in (dense.policy, teacher):
+        policy.reset(TASK, 0)
+    obs = blank_observation(teacher.obs_spec)
+    assert (dense.policy.act(obs).actions == teacher.act(obs).actions).all()  # p = 1 is the teacher

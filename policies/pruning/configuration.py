@@ -40,3 +40,15 @@ class PruningParams:
         if max(kept) >= depth:
             raise ValueError(f"blocks {kept} out of range for a teacher of {depth} blocks (0..{depth - 1})")
         return kept
+
+
+@dataclass(frozen=True)
+class RandomSkipParams:
+    p: float = 0.388
+    """Probability that each teacher block runs at a call (default: the shipped libero_spatial student's executed
+    share of the backbone, so the control spends the student's compute without its learned routing)."""
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be a probability in [0, 1], got {self.p}")

@@ -1,21 +1,28 @@
-"""Static-pruned teacher: the teacher's checkpoint with only some backbone blocks kept, the same for every input.
+"""Teachers with blocks removed or skipped, the baselines a routed student is measured against.
 
-The kept blocks run in order on the residual stream; the others are removed from the model (not skipped at run
-time). `info["blocks"]` reports the kept blocks as teacher indices, so the harness accounts its compute against
-the teacher (`reference` is the teacher checkpoint it was cut from).
+- `PrunedPolicy` (static): only some backbone blocks kept, the same for every input; the others are removed
+  from the model (not skipped at run time).
+- `RandomSkipPolicy` (dynamic control): every block runs with probability p at each call, independently of the
+  input: the compute of a router without its learning.
+Kept blocks run in order on the residual stream. `info["blocks"]` reports them as teacher indices, so the harness
+accounts compute against the teacher (`reference` is the teacher checkpoint they come from).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+
+import numpy as np
 import torch
 
 from core.spec import PolicySpec
 from policies.base import PolicyLoadError
-from policies.pruning.configuration import PruningParams
+from policies.pruning.configuration import PruningParams, RandomSkipParams
 from policies.vla.checkpoint import Checkpoint
 from policies.vla.model import VLA
 from policies.vla.policy import VLAPolicy
+from tasks.base import Observation, TaskSpec
 
 
 class PrunedPolicy(VLAPolicy):
@@ -40,3 +47,35 @@ class PrunedPolicy(VLAPolicy):
 
     def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
         return self.model(vision, lang, mask, proprio)[0], list(self.kept)
+
+
+class RandomSkipPolicy(VLAPolicy):
+    """Each call runs each teacher block with probability `p`. The draws are seeded per episode from the params'
+    seed, the episode seed, the task and the episode's first observation (init states differ there), so an
+    episode is a function of its unit."""
+
+    Params = RandomSkipParams
+
+    def __init__(self, checkpoint: Path | str, params: RandomSkipParams):
+        self.params = params
+        super().__init__(checkpoint)
+        self.reference = PolicySpec("teacher", checkpoint=str(checkpoint))
+        self._rng: np.random.Generator | None = None
+        self._episode_seed: list[int] = []
+
+    def reset(self, task: TaskSpec, seed: int) -> None:
+        super().reset(task, seed)
+        self._episode_seed, self._rng = [self.params.seed, seed, task.index], None
+
+    def act(self, obs: Observation):
+        if self._rng is None:
+            first = hashlib.sha256(b"".join(np.asarray(v).tobytes() for _, v in sorted(obs.proprio.items())))
+            self._rng = np.random.default_rng([*self._episode_seed, int.from_bytes(first.digest()[:8], "little")])
+        return super().act(obs)
+
+    def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
+        kept = [i for i in range(len(self.model.blocks)) if self._rng.random() < self.params.p]
+        h, key_mask = self.model.embed(vision, lang, mask, proprio)
+        for i in kept:
+            h = self.model.blocks[i](h, key_mask)
+        return self.model.action_head(h)[0], kept
