@@ -52,6 +52,9 @@ class Selection:
     labels: dict[str, str]
     """Run -> label given by the selection (a study's entries); others get theirs from `load_runs`."""
     notes: list[str]
+    same_units: bool = False
+    """Report only the units every run of a suite finished (a study compares its entries on the same units, while
+    a reused run, e.g. the committed teacher, may hold more)."""
 
 
 def shipped_runs(ix) -> Selection:
@@ -115,7 +118,7 @@ def study_runs(ix, name: str) -> Selection:
                              f"study's --results") from None
         runs.append(key)
         labels[key] = str(entry)
-    return Selection(name, runs, labels, [])
+    return Selection(name, runs, labels, [], same_units=True)
 
 
 def measure(runs, calls: int, observations: int, results_root: Path,
@@ -217,6 +220,13 @@ def build_report(selection: Selection, results_root: Path, out: Path, force: boo
         raise UsageError(f"no runs to report under {shown(results_root)}"
                          + (f" ({'; '.join(selection.notes)})" if selection.notes else ""))
     runs = load_runs(ResultsIndex(results_root), selection.runs, selection.labels)
+    if selection.same_units:
+        for suite in suites_of(runs):
+            mine = [r for r in runs if r.suite == suite]
+            shared = set.intersection(*(set(r.episodes["key"]) for r in mine))
+            for r in mine:
+                r.episodes = r.episodes[r.episodes["key"].isin(shared)].reset_index(drop=True)
+                r.calls = r.calls[r.calls["key"].isin(shared)].reset_index(drop=True)
     marks = check_comparable(runs, force)
     measured = measure(runs, calls, observations, results_root, log)
     measured.notes = selection.notes + measured.notes

@@ -199,3 +199,14 @@ def test_a_timed_report_measures_latency_interleaved_in_its_own_process(tmp_path
     main = md[md.index("| Policy"):].splitlines()
     student = next(line for line in main if line.startswith("| actdistill"))
     assert re.search(r"\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|$", student), student
+
+
+def test_a_study_report_counts_only_the_units_every_entry_ran(tmp_path):
+    """The committed routing-control study reuses the teacher's 200-episode run for its 50 units: the report
+    counts those 50, as the study compared them."""
+    ix = ResultsIndex(DEFAULT_RESULTS)
+    chosen = report_cli.study_runs(ix, "routing_control")
+    report_cli.build_report(chosen, DEFAULT_RESULTS, tmp_path / "out", calls=0, log=lambda m: None)
+    text = (tmp_path / "out" / "tables.md").read_text()
+    assert "SR % (n=50)" in text and "**60.0 [46.2, 72.4]**" in text
+    assert len(ix.sql("SELECT * FROM episodes WHERE run = ?", TEACHER)) == 200
