@@ -49,6 +49,10 @@ class PolicySpec:
     def __hash__(self):
         return hash((self.family, json.dumps(self.params, sort_keys=True, default=str), self.checkpoint, self.name))
 
+    def with_checkpoint(self, checkpoint) -> "PolicySpec":
+        """The same spec loading `checkpoint` (a folder, or None for the family's shipped one)."""
+        return dataclasses.replace(self, checkpoint=str(checkpoint) if checkpoint else None)
+
     def to_dict(self) -> dict:
         return {"family": self.family, "params": self.params, "checkpoint": self.checkpoint, "name": self.name}
 

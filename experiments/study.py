@@ -12,6 +12,7 @@ speed-up over the first entry and its bootstrap interval.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,23 @@ class Study:
     notes: list[str] = field(default_factory=list)
     """Lines the report adds under the scope (what the study holds fixed, how variants were derived)."""
 
+    @classmethod
+    def from_file(cls, path: Path, **defaults) -> "Study":
+        """A study file: JSON `{"name", "suites", "episodes", "tasks", "entries": [{"label", "family", "params",
+        "checkpoint"}]}`; keys it lacks come from `defaults` (`suites`, `episodes`, `tasks`, ...), the name from the
+        file's stem. UsageError names the file and what is wrong."""
+        from core.spec import ParamError
+
+        try:
+            data = json.loads(Path(path).read_text())
+            entries = tuple(Entry(e.get("label") or e["family"], PolicySpec.from_dict(
+                {k: v for k, v in e.items() if k != "label"})) for e in data["entries"])
+        except (OSError, json.JSONDecodeError, KeyError, ParamError) as err:
+            raise UsageError(f"study file {path}: {err}") from None
+        given = {k: tuple(data[k]) if k in ("suites", "tasks") else data[k]
+                 for k in ("suites", "episodes", "tasks") if data.get(k)}
+        return cls(data.get("name", Path(path).stem), entries=entries, **{**defaults, **given})
+
     def __post_init__(self):
         labels = [e.label for e in self.entries]
         if len(set(labels)) != len(labels) or not labels:
@@ -74,10 +92,8 @@ class Study:
 def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[str, np.ndarray]:
     """Seconds per call of every entry's policy, interleaved in this process on observations recorded from expert
     episodes of the suite; entries that observe differently from the first are not timed."""
-    import torch
-
     from harness.observations import record_observations
-    from harness.profiling import interleaved_latency
+    from harness.profiling import time_on_recorded
     from harness.worker import INFERENCE_THREADS
 
     first = next(iter(loaded.values())).policy.obs_spec
@@ -85,18 +101,9 @@ def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[st
     if len(same) < len(loaded):
         log(f"not timed (other observations than {next(iter(loaded))}): {sorted(set(loaded) - set(same))}")
     recorded = record_observations(suite, first, study.observations, root)
-    torch.set_num_threads(INFERENCE_THREADS)
-
-    def call(policy):
-        def fn(i: int):
-            rec = recorded[i % len(recorded)]
-            policy.reset(rec.task, 0)
-            return policy.act(rec.observation())
-        return fn
-
     log(f"timing {len(same)} policies interleaved, {study.latency_calls} calls each, {INFERENCE_THREADS} thread(s)")
-    with torch.inference_mode():
-        return interleaved_latency({label: call(lp.policy) for label, lp in same.items()}, calls=study.latency_calls)
+    return time_on_recorded({label: (lp.policy, recorded) for label, lp in same.items()}, study.latency_calls,
+                            INFERENCE_THREADS)
 
 
 def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESULTS, report_dir: Path | None = None,
@@ -117,7 +124,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
                 out = results_root / "studies" / study.name / suite / entry.label
                 log(f"[{suite}] building {entry.label} in {shown(out)} (a finished build is reused)")
                 checkpoint = entry.build(BuildContext(suite, out, results, log))
-                spec = PolicySpec(spec.family, spec.params, str(checkpoint), spec.name)
+                spec = spec.with_checkpoint(checkpoint)
             log(f"[{suite}] evaluating {entry.label} ({study.episodes} init states per task)")
             results[entry.label] = evaluate(EvalRequest(
                 policy=spec, suite=suite, episodes=study.episodes, tasks=study.tasks, workers=workers,

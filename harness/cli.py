@@ -225,26 +225,18 @@ def cmd_bench(args) -> int:
 
 
 def _spec_study(args):
-    from core.spec import ParamError, PolicySpec
+    from core.spec import PolicySpec
     from experiments.study import Entry, Study
     from harness.runner import UsageError
 
+    options = {"episodes": args.episodes, "tasks": args.tasks, "latency_calls": args.latency_calls,
+               "observations": args.observations}
     if args.file is not None:
-        try:
-            data = json.loads(args.file.read_text())
-            entries = tuple(Entry(e.get("label") or e["family"], PolicySpec.from_dict(
-                {k: v for k, v in e.items() if k != "label"})) for e in data["entries"])
-        except (OSError, json.JSONDecodeError, KeyError, ParamError) as err:
-            raise UsageError(f"study file {args.file}: {err}") from None
-        return Study(data.get("name", args.file.stem), tuple(data.get("suites", [args.suite])), entries,
-                     episodes=data.get("episodes", args.episodes), tasks=tuple(data["tasks"]) if data.get("tasks")
-                     else args.tasks, latency_calls=args.latency_calls, observations=args.observations)
+        return Study.from_file(args.file, suites=(args.suite,), **options)
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
     if not names:
         raise UsageError("a study needs --policies a,b,... or --file <study.json>")
-    return Study(args.name or "specs", (args.suite,), tuple(Entry(n, PolicySpec(n)) for n in names),
-                 episodes=args.episodes, tasks=args.tasks, latency_calls=args.latency_calls,
-                 observations=args.observations)
+    return Study(args.name or "specs", (args.suite,), tuple(Entry(n, PolicySpec(n)) for n in names), **options)
 
 
 def cmd_study(args) -> int:

@@ -6,10 +6,11 @@ A policy that reports `info["blocks"]` names the backbone blocks it executed as 
 - the reference's per-block FLOPs, from one dense call of the reference (`<block_prefix>.<i>` module paths);
 - the policy's own FLOPs outside those blocks (`extra`: encoders, projections, router, head), as one live call
   of the policy minus the reference blocks it ran.
-Counting runs the policy, so it happens in a worker process like an episode (`ComputeUnit`, run by the
-executor before a new run's episodes): a policy that crashes there costs the count, not the harness. A call's FLOPs are then `extra + sum(reference block FLOPs executed)` and its executed fraction the share of the
+A call's FLOPs are then `extra + sum(reference block FLOPs executed)` and its executed fraction the share of the
 reference backbone's FLOPs, so a model truncated to 6 of 12 blocks executes 50%, never 100% of itself. A policy
 without blocks gets its live count per call. Only torch operators are counted (a numpy-only policy counts 0).
+Counting runs the policy, so it happens in a worker process like an episode (`ComputeUnit`, run by the executor
+before a new run's episodes): a policy that crashes there costs the count, not the harness.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class ComputeModel:
                    data.get("counted_on", COUNTED_ON))
 
 
-def _count(policy, task, obs) -> tuple[int, object]:
+def _count(policy, task, obs):
+    """-> (the FlopCounterMode of one `act` on `obs` after `reset(task, 0)`, that call's PolicyOutput)."""
     from core.flops import flop_counter
 
     policy.reset(task, 0)
@@ -122,12 +124,8 @@ class ComputeUnit:
         return self.suite, self.task_index
 
     def run(self, worker) -> dict:
-        from policies import load_policy
+        from harness.worker import load_pinned
         from tasks import make_suite
 
-        from harness.worker import pin_threads
-
-        pin_threads()
-        loaded = load_policy(self.policy, self.suite)
-        pin_threads()
+        loaded = load_pinned(self.policy, self.suite)
         return measure(loaded, make_suite(self.suite).tasks()[self.task_index]).to_dict()

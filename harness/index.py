@@ -54,18 +54,11 @@ class ResultsIndex:
                                                                  "protocol_hash", "schema_version",
                                                                  "inference_threads"]))
         self.con.execute("CREATE VIEW runs AS SELECT * FROM runs_df")
-        self._table("episodes", "episode", "episodes.parquet", EPISODE_COLUMNS, ["key"])
-        self._table("calls", "calls", "calls.parquet", CALL_COLUMNS, ["key", "call"])
+        self._table("episodes", "episode", EPISODE_COLUMNS, ["key"])
+        self._table("calls", "calls", CALL_COLUMNS, ["key", "call"])
 
-    def _table(self, view: str, kind: str, compact: str, columns: dict, unique: list[str]) -> None:
-        files = []
-        for store in self.stores:
-            run = str(store.dir.relative_to(self.root))
-            done = {p.name[:-len(".episode.parquet")] for p in store.fragments_dir.glob("*.episode.parquet")}
-            parts = [store.dir / compact] if (store.dir / compact).exists() else []
-            parts += [p for p in sorted(store.fragments_dir.glob(f"*.{kind}.parquet"))
-                      if p.name[:-len(f".{kind}.parquet")] in done]
-            files += [(run, str(p)) for p in parts]
+    def _table(self, view: str, kind: str, columns: dict, unique: list[str]) -> None:
+        files = [(str(store.dir.relative_to(self.root)), str(p)) for store in self.stores for p in store.files(kind)]
         if not files:
             cols = ", ".join(f"NULL::VARCHAR AS {c}" for c in ["run", *columns])
             self.con.execute(f"CREATE VIEW {view} AS SELECT {cols} WHERE false")

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from core.io import write_text_atomic
 from core.paths import shown
-from core.spec import PolicySpec, run_tag
+from core.spec import PolicySpec, run_tag, spec_hash
 from harness.episode import EpisodeRecord
 from harness.store import SCHEMA_VERSION, RunStore, digest
 from harness.worker import INFERENCE_THREADS, inference_protocol
@@ -32,14 +33,14 @@ def v1_runs(root: Path) -> list[Path]:
     return out
 
 
-def _records(run_dir: Path) -> list[EpisodeRecord]:
+def _records(run_dir: Path, spec_hash: str) -> list[EpisodeRecord]:
     records = []
     for path in sorted((run_dir / "episodes").glob("*.parquet")):
         row = pq.read_table(path).to_pylist()[0]
         calls = json.loads(row.pop("calls"))
         chunk = math.ceil(row["steps"] / len(calls)) if calls else 0
         records.append(EpisodeRecord(
-            key=path.stem, policy=row.pop("policy"), spec_hash="", checkpoint_sha256=row.pop("checkpoint_sha256"),
+            key=path.stem, policy=row.pop("policy"), spec_hash=spec_hash, checkpoint_sha256=row.pop("checkpoint_sha256"),
             partial=json.loads(row.pop("partial")),
             calls=[{"env_step": i * chunk, "policy_s": c.pop("policy_s"), "blocks": c.pop("blocks", None), "info": c}
                    for i, c in enumerate(calls)],
@@ -71,24 +72,21 @@ def migrate_run(run_dir: Path, root: Path, log=print) -> Path:
                          f"{INFERENCE_THREADS}: they are not comparable with v2 runs; evaluate again instead")
     ident = {"family": family, "checkpoint_sha256": sha, "params": {}}
     spec = PolicySpec(family)
-    tag = run_tag(spec, ident)
+    tag, hashed = run_tag(spec, ident), spec_hash(ident)
     store = RunStore(root, tag, suite)
     compute, how = _compute(family, sha, suite)
-    records = _records(run_dir)
-    for r in records:
-        r.spec_hash = tag.rsplit("-", 1)[1]
+    records = _records(run_dir, hashed)
     protocol = old["protocol"]
     manifest = {
         "schema_version": SCHEMA_VERSION, "spec": {**spec.to_dict(), "checkpoint": None}, "identity": ident,
-        "spec_hash": tag.rsplit("-", 1)[1], "tag": tag, "suite": suite, "protocol": protocol,
+        "spec_hash": hashed, "tag": tag, "suite": suite, "protocol": protocol,
         "protocol_hash": digest({"protocol": protocol, "simulator": old["simulator"]}),
         "simulator": old["simulator"], "inference": inference_protocol(), "compute": compute,
         "migrated": {"from": f"{run_dir.relative_to(root)} (schema v1)", "episodes": len(records),
                      "env_step": "call index x ceil(steps / calls)", "compute": how},
         "invocations": old["invocations"],
     }
-    store.dir.mkdir(parents=True, exist_ok=True)
-    store.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    write_text_atomic(store.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
     for r in records:
         store.write_episode(r)
     store.compact()

@@ -31,8 +31,8 @@ from core.paths import DEFAULT_RESULTS
 from core.spec import PolicySpec
 from harness.compute import ComputeModel, measure
 from harness.observations import Recorded, record_observations, shared_spec
-from harness.profiling import (ExecutedParameters, PeakTensorMemory, interleaved_latency, parameter_count,
-                               speedup_ci, torch_modules)
+from harness.profiling import (ExecutedParameters, PeakTensorMemory, parameter_count, speedup_ci,
+                               time_on_recorded, torch_modules)
 from harness.rollouts import episode_metrics, rollout_metrics
 from harness.store import RunStore, cpu_model
 from tasks.base import Observation
@@ -173,10 +173,8 @@ def profile(req: ProfileRequest, log=print, recorded: list[Recorded] | None = No
             per_episode[role] = episode_metrics(episodes, calls)
         report["policies"][name] = entry
     log(f"timing {' vs '.join(labels.values())} interleaved, {req.calls} calls each …")
-    with torch.inference_mode():
-        times = interleaved_latency(
-            {labels[r]: (lambda i, p=lp.policy: p.act(_prepare(p, recorded[i % len(recorded)])))
-             for r, lp in loaded.items()}, calls=req.calls, warmup=req.warmup)
+    times = time_on_recorded({labels[r]: (lp.policy, recorded) for r, lp in loaded.items()}, req.calls,
+                             req.threads, req.warmup)
     for name, t in times.items():
         entry = report["policies"][name]
         entry.update(latency_ms_median=1e3 * float(np.median(t)), latency_ms_p90=1e3 * float(np.percentile(t, 90)),

@@ -100,6 +100,29 @@ def interleaved_latency(fns: dict[str, Callable[[int], object]], calls: int, war
     return times
 
 
+def time_on_recorded(entries: dict[str, tuple[object, list]], calls: int, threads: int,
+                     warmup: int = 10) -> dict[str, np.ndarray]:
+    """`interleaved_latency` of policies on recorded observations (`harness.observations.Recorded`): entry name ->
+    (policy, its recordings); call i resets the policy to recording i's task (instruction embeddings are cached: a
+    lookup after the first call) and acts on it, under `torch.inference_mode` with `threads` torch threads
+    (restored after)."""
+
+    def call(policy, recorded) -> Callable[[int], object]:
+        def fn(i: int):
+            rec = recorded[i % len(recorded)]
+            policy.reset(rec.task, 0)
+            return policy.act(rec.observation())
+        return fn
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            return interleaved_latency({name: call(*entry) for name, entry in entries.items()}, calls, warmup)
+    finally:
+        torch.set_num_threads(before)
+
+
 def speedup_ci(base: np.ndarray, other: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """median(base) / median(other) and its 95% percentile-bootstrap interval; interleaved pairs are resampled
     together."""

@@ -124,18 +124,16 @@ def study_runs(ix, name: str) -> Selection:
 def measure(runs, calls: int, observations: int, results_root: Path,
             log: Callable[[str], None] = print):
     """Rebuild every run's policy from its manifest spec to count its parameters; with `calls` > 0 time all of them
-    in one interleaved loop (`harness.profiling.interleaved_latency`) in this process at batch 1 under
+    in one interleaved loop (`harness.profiling.time_on_recorded`) in this process at batch 1 under
     `torch.inference_mode` with `INFERENCE_THREADS` torch threads, each on `observations` frames recorded from
     expert episodes of its suite. A run whose policy does not rebuild with the run's identity (checkpoint moved,
     retrained) is neither counted nor timed; privileged-state policies and ones observing other cameras or
     resolutions than their suite's first timed policy are not timed. -> `paper_tables.Measured`."""
-    import torch
-
     from core.registry import UnknownName
     from core.spec import PolicySpec
     from harness.observations import record_observations, shared_spec
     from harness.paper_tables import Measured
-    from harness.profiling import interleaved_latency, parameter_count, torch_modules
+    from harness.profiling import parameter_count, time_on_recorded, torch_modules
     from harness.store import cpu_model
     from harness.worker import INFERENCE_THREADS
     from policies import load_policy
@@ -161,7 +159,7 @@ def measure(runs, calls: int, observations: int, results_root: Path,
     if calls == 0:
         measured.scope = "Latency: not timed (--calls 0)"
         return measured
-    fns = {}
+    entries = {}
     for suite in dict.fromkeys(r.suite for r in runs):
         built = [r for r in runs if r.suite == suite and r.run in loaded]
         mine = [r for r in built if not loaded[r.run].policy.obs_spec.privileged]
@@ -176,20 +174,15 @@ def measure(runs, calls: int, observations: int, results_root: Path,
         log(f"recording {observations} observations from expert episodes of {suite} (cached under "
             f"{shown(Path(results_root) / 'observations')}) …")
         frames = record_observations(suite, shared_spec([first]), observations, Path(results_root))
-        fns.update((r.run, _call(loaded[r.run].policy, frames)) for r in same)
-    if not fns:
+        entries.update((r.run, (loaded[r.run].policy, frames)) for r in same)
+    if not entries:
         measured.scope = "Latency: not timed (no policy could be timed on recorded observations)"
         return measured
-    log(f"timing {len(fns)} policies interleaved, {calls} calls each, {INFERENCE_THREADS} torch thread(s) …")
+    log(f"timing {len(entries)} policies interleaved, {calls} calls each, {INFERENCE_THREADS} torch thread(s) …")
     # The load is printed with the numbers: other work on the machine inflates every latency (interleaving keeps
     # the ratios fair, not the milliseconds).
-    threads, load = torch.get_num_threads(), os.getloadavg()[0]
-    torch.set_num_threads(INFERENCE_THREADS)
-    try:
-        with torch.inference_mode():
-            measured.times = interleaved_latency(fns, calls=calls, warmup=10)
-    finally:
-        torch.set_num_threads(threads)
+    load = os.getloadavg()[0]
+    measured.times = time_on_recorded(entries, calls, INFERENCE_THREADS, warmup=10)
     measured.scope = (f"Latency: median of {calls} calls per policy after 10 warm-up calls, all policies interleaved "
                       f"in one process (call i of each before call i + 1 of any) on {cpu_model()} "
                       f"({os.cpu_count()} cores), batch 1, {INFERENCE_THREADS} torch thread(s), torch.inference_mode, "
@@ -197,14 +190,6 @@ def measure(runs, calls: int, observations: int, results_root: Path,
                       f"{observations} observations recorded from expert episodes of each suite; 1-min load "
                       f"average {load:.1f} when timing began")
     return measured
-
-
-def _call(policy, recorded) -> Callable[[int], object]:
-    def fn(i: int):
-        rec = recorded[i % len(recorded)]
-        policy.reset(rec.task, 0)  # the instruction embedding is cached: a lookup after the first call
-        return policy.act(rec.observation())
-    return fn
 
 
 def build_report(selection: Selection, results_root: Path, out: Path, force: bool = False, calls: int = 50,

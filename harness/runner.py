@@ -51,7 +51,7 @@ class EvalRequest:
     def spec(self) -> PolicySpec:
         spec = PolicySpec(self.policy) if isinstance(self.policy, str) else self.policy
         if self.checkpoint:
-            spec = PolicySpec(spec.family, spec.params, str(self.checkpoint), spec.name)
+            spec = spec.with_checkpoint(self.checkpoint)
         return spec
 
 
@@ -112,7 +112,7 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
         if not 1 <= episodes <= n_init:
             raise UsageError(f"EPISODES must be in 1..{n_init} for {suite_name} (one per init state), got {episodes}")
         store = RunStore(req.results_root, lp.tag, suite_name)
-        unit_spec = PolicySpec(spec.family, spec.params, str(lp.checkpoint) if lp.checkpoint else None, spec.name)
+        unit_spec = spec.with_checkpoint(lp.checkpoint)
         spec_hash = lp.spec_hash
         units = [EpisodeUnit(unit_spec, spec_hash, suite_name, t, i, req.seed) for t in indices for i in range(episodes)]
         done = store.completed_keys()

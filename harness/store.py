@@ -110,8 +110,16 @@ class RunStore:
         return json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
 
     def compute(self) -> ComputeModel | None:
-        data = self.manifest().get("compute")
-        return ComputeModel.from_dict(data) if data and "extra_flops" in data else None
+        """The run's compute model from its manifest (None: not counted); read once, then kept until this store
+        writes the manifest again (every episode written uses it)."""
+        if not hasattr(self, "_compute"):
+            data = self.manifest().get("compute")
+            self._compute = ComputeModel.from_dict(data) if data and "extra_flops" in data else None
+        return self._compute
+
+    def _write_manifest_text(self, manifest: dict) -> None:
+        write_text_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        self.__dict__.pop("_compute", None)
 
     def _fragments(self, kind: str) -> list[Path]:
         return sorted(self.fragments_dir.glob(f"*.{kind}.parquet")) if self.fragments_dir.is_dir() else []
@@ -129,12 +137,17 @@ class RunStore:
         with atomic_path(self.fragments_dir / f"{record.key}.episode.parquet") as tmp:
             pq.write_table(episode_table([record]), tmp)
 
-    def _load(self, kind: str, path: Path, columns: dict) -> pd.DataFrame:
+    def files(self, kind: str) -> list[Path]:
+        """The Parquet files holding this run's finished `kind` ("episode" or "calls") rows: the compacted table and
+        the fragments of finished episodes. Rows may appear in both (see `_load`)."""
         done = {p.name[:-len(".episode.parquet")] for p in self._fragments("episode")}
-        parts = [path] if path.exists() else []
+        compacted = self.episodes_path if kind == "episode" else self.calls_path
+        parts = [compacted] if compacted.exists() else []
         # A calls fragment without its episode fragment is from an episode killed mid-write: not finished.
-        parts += [p for p in self._fragments(kind) if p.name[:-len(f".{kind}.parquet")] in done]
-        df = _read(parts)
+        return parts + [p for p in self._fragments(kind) if p.name[:-len(f".{kind}.parquet")] in done]
+
+    def _load(self, kind: str, columns: dict) -> pd.DataFrame:
+        df = _read(self.files(kind))
         if df is None:
             return pd.DataFrame(columns=list(columns))
         # A run killed between writing the compacted tables and removing fragments holds some rows twice.
@@ -143,11 +156,11 @@ class RunStore:
 
     def load(self) -> pd.DataFrame:
         """All finished episodes of this run (empty frame if none)."""
-        return self._load("episode", self.episodes_path, EPISODE_COLUMNS)
+        return self._load("episode", EPISODE_COLUMNS)
 
     def load_calls(self) -> pd.DataFrame:
         """Every policy call of the finished episodes."""
-        return self._load("calls", self.calls_path, CALL_COLUMNS)
+        return self._load("calls", CALL_COLUMNS)
 
     def compact(self) -> int:
         """Fold fragments into `episodes.parquet` and `calls.parquet`; returns how many episodes were folded."""
@@ -167,8 +180,7 @@ class RunStore:
 
     def set_compute(self, compute: dict) -> None:
         """Record the run's compute model (`harness.compute`), or why there is none, before its episodes land."""
-        write_text_atomic(self.manifest_path, json.dumps({**self.manifest(), "compute": compute}, indent=2,
-                                                          sort_keys=True, default=str))
+        self._write_manifest_text({**self.manifest(), "compute": compute})
 
     def write_manifest(self, manifest: dict) -> None:
         """Create the manifest, or check a resumed run matches it and append this invocation."""
@@ -187,7 +199,7 @@ class RunStore:
             manifest["invocations"] = old.get("invocations", []) + [invocation]
         else:
             manifest["invocations"] = [invocation]
-        write_text_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        self._write_manifest_text(manifest)
 
 
 def ensure_writable(directory: Path) -> None:

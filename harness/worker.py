@@ -29,6 +29,17 @@ def pin_threads() -> None:
         torch.set_num_threads(INFERENCE_THREADS)
 
 
+def load_pinned(spec, suite: str):
+    """`policies.load_policy(spec, suite)` with torch pinned to `INFERENCE_THREADS` before (an already loaded torch)
+    and after (one the policy's import loaded)."""
+    from policies import load_policy
+
+    pin_threads()
+    loaded = load_policy(spec, suite)
+    pin_threads()
+    return loaded
+
+
 class Worker:
     def __init__(self):
         os.environ.setdefault("OMP_NUM_THREADS", str(INFERENCE_THREADS))
@@ -37,13 +48,9 @@ class Worker:
         self._env_key: tuple | None = None
 
     def policy(self, unit: EpisodeUnit):
-        from policies import make_policy
-
         key = (unit.spec_hash, unit.suite)
         if key not in self._policies:
-            pin_threads()
-            self._policies[key] = make_policy(unit.policy, suite=unit.suite)
-            pin_threads()
+            self._policies[key] = load_pinned(unit.policy, unit.suite).policy
         return self._policies[key]
 
     def env(self, unit, obs_spec):

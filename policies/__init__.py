@@ -78,11 +78,9 @@ def load_policy(spec: PolicySpec | str, suite: str | None = None) -> LoadedPolic
         raise PolicyLoadError(f"policy {spec.name!r} takes no checkpoint (got {checkpoint!r})")
     try:
         policy = cls(**kwargs)
-    except ParamError:
+    except (ParamError, PolicyLoadError):
         raise
     except (ValueError, TypeError) as err:
-        if isinstance(err, PolicyLoadError):
-            raise
         raise PolicyLoadError(f"policy {spec.name!r}: {err}") from None
     ident = identity(family, getattr(policy, "checkpoint_sha256", ""), params)
     return LoadedPolicy(policy, spec, family, params, Path(checkpoint) if checkpoint else None, ident,
@@ -93,5 +91,5 @@ def make_policy(spec: PolicySpec | str, checkpoint: str | None = None, suite: st
     """The policy object alone (see `load_policy`); `checkpoint` overrides the spec's."""
     spec = PolicySpec(spec) if isinstance(spec, str) else spec
     if checkpoint:
-        spec = PolicySpec(spec.family, spec.params, str(checkpoint), spec.name)
+        spec = spec.with_checkpoint(checkpoint)
     return load_policy(spec, suite).policy

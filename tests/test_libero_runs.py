@@ -85,8 +85,10 @@ def test_a_policy_crashing_while_counted_costs_only_its_count(tmp_path):
 def test_resume_after_kill_9(tmp_path):
     cmd = [sys.executable, "-m", "harness.cli", "eval", "--policy", "noop", "--suite", "libero_spatial",
            "--tasks", "0", "--episodes", "3", "--workers", "1", "--results", str(tmp_path), "--no-progress"]
-    (run_dir,) = [tmp_path / f"{plan_tag('noop')}" / "libero_spatial"]
-    fragments = run_dir / "fragments"
+    from harness.store import RunStore
+
+    store = RunStore(tmp_path, plan_tag("noop"), "libero_spatial")
+    fragments = store.fragments_dir
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not list(fragments.glob("*.episode.parquet")):
@@ -101,17 +103,13 @@ def test_resume_after_kill_9(tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"resuming: {len(first)} episode(s) already on disk, {3 - len(first)} to run" in again.stdout
     assert not list(fragments.glob("*")), "a finished run is compacted"
-    from harness.store import RunStore
-
-    store = RunStore(tmp_path, plan_tag("noop"), "libero_spatial")
     episodes = store.load()
     assert len(episodes) == 3 and len(store.load_calls()) == episodes["policy_calls"].sum()
     kept = {k[:-len(".episode.parquet")] for k in first}
     killed = episodes[episodes["key"].isin(kept)]
-    assert len(killed) == len(kept) and (killed["finished_at"] < min(episodes.loc[~episodes["key"].isin(kept), "finished_at"])).all(), \
-        "finished episodes were re-run"
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert len(manifest["invocations"]) == 2
+    rerun = episodes.loc[~episodes["key"].isin(kept), "finished_at"]
+    assert len(killed) == len(kept) and (killed["finished_at"] < rerun.min()).all(), "finished episodes were re-run"
+    assert len(store.manifest()["invocations"]) == 2
 
 
 def plan_tag(policy: str) -> str:
