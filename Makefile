@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 # Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test test-fast demos train-teacher distill ablations study query report compare track history profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations baselines study query report compare track history profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -85,7 +85,7 @@ FRAME_STRIDE ?= 5
 EXPERT ?= expert
 demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) --expert $(EXPERT) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
-	  --frame-stride $(FRAME_STRIDE) --results $(RESULTS) --out $(DEMOS)
+	  --frame-stride $(FRAME_STRIDE) --out $(DEMOS)
 
 # Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).
 TEACHER_OUT ?= checkpoints/teacher/$(SUITE)
@@ -114,6 +114,14 @@ query: $(STAMP)
 ablations: $(STAMP)
 	$(PY) -m harness.cli study ablations --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
 	  --workers $(WORKERS) --results $(RESULTS)
+
+# Issue 17's comparison: pruned (as is, -ft), early exit, random skip and students at other budgets, against the
+# teacher and the shipped student, at BUDGETS (executed fractions; matched = the student's); EPISODES per task.
+BUDGETS ?= matched,0.5,0.75
+METHODS ?=
+baselines: $(STAMP)
+	$(PY) -m harness.cli study baselines --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
+	  --budgets $(BUDGETS) --methods "$(METHODS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) --results $(RESULTS)
 
 # Policies compared on the same units: POLICIES=teacher,pruned-first-6,... (the first is the baseline) or STUDY=file.json.
 POLICIES ?=

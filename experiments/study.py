@@ -24,7 +24,7 @@ from core.io import write_text_atomic
 from core.paths import DEFAULT_RESULTS, shown
 from core.spec import PolicySpec
 from harness.runner import EvalRequest, EvalResult, UsageError, evaluate
-from harness.rollouts import run_summary
+from harness.rollouts import routing_diversity, run_summary
 from harness.stats import mcnemar_exact
 from tasks import expand_suites
 
@@ -65,6 +65,8 @@ class Study:
     observations: int = 40
     notes: list[str] = field(default_factory=list)
     """Lines the report adds under the scope (what the study holds fixed, how variants were derived)."""
+    paired_with: str | None = None
+    """Label of the entry success is paired with (McNemar); None: the first entry, which speed-ups are against."""
 
     @classmethod
     def from_file(cls, path: Path, **defaults) -> "Study":
@@ -87,6 +89,8 @@ class Study:
         labels = [e.label for e in self.entries]
         if len(set(labels)) != len(labels) or not labels:
             raise UsageError(f"study {self.name!r} needs distinct entry labels, got {labels}")
+        if self.paired_with is not None and self.paired_with not in labels:
+            raise UsageError(f"study {self.name!r}: paired_with={self.paired_with!r} is none of its entries {labels}")
 
 
 def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[str, np.ndarray]:
@@ -104,6 +108,11 @@ def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[st
     log(f"timing {len(same)} policies interleaved, {study.latency_calls} calls each, {INFERENCE_THREADS} thread(s)")
     return time_on_recorded({label: (lp.policy, recorded) for label, lp in same.items()}, study.latency_calls,
                             INFERENCE_THREADS)
+
+
+def _reference_depth(run_dir: Path) -> int:
+    """Blocks of the backbone a run's calls index (its compute model's reference; 0 without blocks)."""
+    return len(json.loads((run_dir / "manifest.json").read_text()).get("compute", {}).get("block_flops", []))
 
 
 def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESULTS, report_dir: Path | None = None,
@@ -135,14 +144,16 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
             raise RuntimeError(f"[{suite}] entries ran different units: {({k: len(v) for k, v in keys.items()})}")
         times = _latency(loaded, suite, study, results_root, log) if study.latency_calls else {}
         base_label = study.entries[0].label
-        base = results[base_label].episodes.set_index("key")["success"]
+        pair_label = study.paired_with or base_label
+        base = results[pair_label].episodes.set_index("key")["success"]
         for entry in study.entries:
             r = results[entry.label]
             mine = r.episodes.set_index("key")["success"].reindex(base.index)
             only_base, only_mine, p = mcnemar_exact(base.tolist(), mine.tolist())
             row = {"suite": suite, "entry": entry.label, "run": shown(r.run_dirs[0]),
                    "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **run_summary(r.episodes, r.calls),
-                   f"only_{base_label}": only_base, "only_this": only_mine, "mcnemar_p": p}
+                   f"only_{pair_label}": only_base, "only_this": only_mine, "mcnemar_p": p,
+                   **routing_diversity(r.episodes, r.calls, _reference_depth(r.run_dirs[0]))}
             if entry.label in times:
                 row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))
                 ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])
@@ -163,7 +174,7 @@ def format_table(study: Study, suite: str, table: pd.DataFrame) -> str:
     tasks = "all tasks" if study.tasks is None else f"tasks {', '.join(map(str, study.tasks))}"
     scope = (f"scope: {suite}, {tasks} x init states 0-{study.episodes - 1}, seed {study.seed}: the same units for "
              f"every entry; success with its Wilson 95% interval, McNemar's exact test on the paired units against "
-             f"`{study.entries[0].label}`; exec % = executed share of the reference (teacher) backbone's FLOPs and "
+             f"`{study.paired_with or study.entries[0].label}`; exec % = executed share of the reference (teacher) backbone's FLOPs and "
              f"GFLOPs per call over each entry's own rollout calls (batch 1; FlopCounterMode + CPU attention, "
              f"multiply-add = 2); latency: median of {study.latency_calls} interleaved calls per entry on "
              f"{study.observations} observations recorded from expert episodes, {cpu_model()}, "

@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     demos.add_argument("--frame-stride", type=int, default=5, help="render camera frames every n steps")
     demos.add_argument("--resolution", type=int, default=128, help="square image size, pixels")
-    demos.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root of the expert run")
+    demos.add_argument("--results", type=Path, default=None,
+                       help="results root of the expert run that saves trajectories (default: <out>/runs; the "
+                            "committed expert runs have no trajectories)")
     demos.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "demos")
     demos.add_argument("--no-progress", action="store_true")
 
@@ -80,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parsers(sub)
 
     st = sub.add_parser("study", help="entries x suites on the same units: build, evaluate, time, compare")
-    st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations"],
-                    help="specs: the policies of --policies or --file; ablations: the ActDistill ablations")
+    st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations", "baselines"],
+                    help="specs: the policies of --policies or --file; ablations: the ActDistill ablations; "
+                         "baselines: pruned, early-exit, random-skip and other students against the student")
     st.add_argument("--name", default=None, help="study name (results/studies/<name>/); default: the kind")
     st.add_argument("--policies", default="", help="comma-separated policy names or aliases, the first the baseline")
     st.add_argument("--file", type=Path, default=None,
@@ -90,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--episodes", type=int, default=20, help="init states per task, the same for every entry")
     st.add_argument("--tasks", type=_task_list, default=None)
     st.add_argument("--demos", type=Path, default=DEFAULT_RESULTS / "demos", help="ablations: the student's demos")
-    st.add_argument("--student", type=Path, default=None, help="ablations: student checkpoint (default: shipped)")
+    st.add_argument("--student", type=Path, default=None,
+                    help="ablations, baselines: student checkpoint (default: shipped)")
+    st.add_argument("--budgets", default="matched,0.5,0.75",
+                    help="baselines: executed fractions of the teacher's backbone; matched = the student's own")
+    st.add_argument("--methods", default="", help="baselines: comma-separated subset of the methods (default: all)")
     st.add_argument("--latency-calls", type=int, default=50, help="interleaved timed calls per entry (0: none)")
     st.add_argument("--observations", type=int, default=40, help="observations recorded for timing")
     st.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -159,10 +166,10 @@ def cmd_demos(args) -> int:
 
     if args.frame_stride < 1 or args.resolution < 16:
         raise UsageError(f"--frame-stride must be >= 1 and --resolution >= 16, got {args.frame_stride}, {args.resolution}")
-    # The expert run is an ordinary evaluation (same results folder as `make eval POLICY=expert`) that also
-    # saves trajectories, so one rollout serves both the success table and the demonstrations.
+    # The expert run is an ordinary evaluation that also saves trajectories. It has a results root of its own:
+    # the committed expert runs under results/ hold no trajectories, and resuming them would render nothing.
     req = EvalRequest(policy=args.expert, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,
-                      results_root=args.results, trajectories=True)
+                      results_root=args.results or args.out / "runs", trajectories=True)
     result = evaluate(req, progress=not args.no_progress)
     eps = result.episodes
     missing = int((eps["success"] & (eps["trajectory"] == "")).sum())
@@ -239,6 +246,15 @@ def _spec_study(args):
     return Study(args.name or "specs", (args.suite,), tuple(Entry(n, PolicySpec(n)) for n in names), **options)
 
 
+def _fraction(text: str) -> float:
+    from harness.runner import UsageError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"budget {text!r} is not 'matched' or a fraction in (0, 1]") from None
+
+
 def cmd_study(args) -> int:
     from core.registry import UnknownName
     from experiments.study import run_study
@@ -252,6 +268,17 @@ def cmd_study(args) -> int:
             study = ablations(args.suite, args.demos, args.episodes, args.tasks, args.student,
                               latency_calls=args.latency_calls)
             # Only the shipped pair's ablations are the project's report; others stay under results/.
+            report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
+        elif args.kind == "baselines":
+            from experiments.baselines import METHODS, baselines
+
+            budgets = tuple(b if b == "matched" else _fraction(b) for b in args.budgets.split(",") if b)
+            methods = tuple(m for m in args.methods.split(",") if m) or METHODS
+            try:
+                study = baselines(args.suite, args.demos, args.results, args.episodes, args.tasks, budgets, methods,
+                                  args.workers, args.latency_calls, args.student)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
             report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
         else:
             study = _spec_study(args)

@@ -1,6 +1,8 @@
 """One SQL view over every run under a results root (DuckDB).
 
-`ResultsIndex(root)` finds each run (a folder with a schema-v2 `manifest.json`) and exposes three views:
+`ResultsIndex(root)` finds each run of the store's layout, `<root>/<tag>/<suite>/` with a schema-v2 `manifest.json`
+(deeper folders are other roots: `make demos` keeps its expert runs, with trajectories, in `<demos>/runs/`), and
+exposes three views:
 - `runs`: one row per run: `run` (its folder relative to the root), `tag`, `name`, `family`, `spec_hash`,
   `checkpoint_sha256`, `params` (JSON), `suite`, `protocol_hash`, `schema_version`, `inference_threads`;
 - `episodes`: every episode (`harness.store.EPISODE_COLUMNS` + `partial_*`) with its `run`;
@@ -20,9 +22,9 @@ from harness.store import CALL_COLUMNS, EPISODE_COLUMNS, SCHEMA_VERSION, RunStor
 
 
 def find_runs(root: Path) -> list[RunStore]:
-    """Schema-v2 runs under `root`, in path order."""
+    """Schema-v2 runs `<root>/<tag>/<suite>/`, in path order."""
     stores = []
-    for manifest in sorted(Path(root).rglob("manifest.json")):
+    for manifest in sorted(Path(root).glob("*/*/manifest.json")):
         try:
             version = json.loads(manifest.read_text()).get("schema_version")
         except (OSError, json.JSONDecodeError):

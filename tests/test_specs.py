@@ -20,7 +20,7 @@ def test_params_are_typed_and_validated_with_one_line_errors():
         load_policy(PolicySpec("pruned", {"kepp": "6"}), "libero_spatial")
     with pytest.raises(ParamError, match=r"param 'keep' must be int, got 'six'"):
         load_policy(PolicySpec("pruned", {"keep": "six"}), "libero_spatial")
-    with pytest.raises(ParamError, match=r"param 'method' must be one of first, uniform, blocks"):
+    with pytest.raises(ParamError, match=r"param 'method' must be one of first, uniform, importance, blocks"):
         load_policy(PolicySpec("pruned", {"method": "last", "keep": "2"}), "libero_spatial")
     with pytest.raises(ValueError, match=r"keep=13 exceeds the teacher's 12 blocks"):
         load_policy(PolicySpec("pruned-first", {"keep": "13"}), "libero_spatial")

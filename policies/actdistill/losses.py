@@ -79,10 +79,18 @@ def distillation_loss(task: torch.Tensor, s_student: torch.Tensor, s_teacher: to
     return total, {"task": task.item(), "sem": sem.mean().item(), "act": act.mean().item(), **gate_parts}
 
 
+def output_distillation(task: torch.Tensor, a_student: torch.Tensor, a_teacher: torch.Tensor, beta: float
+                        ) -> tuple[torch.Tensor, dict[str, float]]:
+    """task + beta · MSE(student actions, teacher actions): the objective of every model that learns from the
+    teacher's outputs alone (the no-graph ablation, the fine-tuned pruned and early-exit baselines).
+    a_*: (B, K, A) action chunks."""
+    out = F.mse_loss(a_student, a_teacher)
+    return task + beta * out, {"task": task.item(), "out": out.item()}
+
+
 def output_distillation_loss(task: torch.Tensor, a_student: torch.Tensor, a_teacher: torch.Tensor,
                              gates: torch.Tensor, cfg: ActDistillConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """The no-graph ablation: task + beta · MSE(student actions, teacher actions) + the gate terms.
-    a_*: (B, K, A) final action chunks."""
-    out = F.mse_loss(a_student, a_teacher)
+    """The no-graph ablation: `output_distillation` + the gate terms."""
+    loss, parts = output_distillation(task, a_student, a_teacher, cfg.beta)
     gate_loss, gate_parts = gate_terms(gates, cfg)
-    return task + cfg.beta * out + gate_loss, {"task": task.item(), "out": out.item(), **gate_parts}
+    return loss + gate_loss, {**parts, **gate_parts}

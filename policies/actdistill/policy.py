@@ -10,21 +10,10 @@ from pathlib import Path
 import torch
 
 from core.paths import CHECKPOINTS
-from core.spec import PolicySpec
 from policies.actdistill.configuration import ActDistillConfig
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import Checkpoint, CheckpointError
-from policies.vla.policy import VLAPolicy
-
-
-def teacher_checkpoint(sha256: str, near: Path) -> Path | None:
-    """The teacher folder whose weights have `sha256`: a shipped teacher, or a sibling `teacher` folder of the
-    student's; None when it is nowhere here."""
-    for candidate in [*sorted((CHECKPOINTS / "teacher").glob("*")), near.parent / "teacher"]:
-        digest = candidate / "model.safetensors.sha256"
-        if digest.exists() and digest.read_text().split()[0] == sha256:
-            return candidate
-    return None
+from policies.vla.policy import VLAPolicy, teacher_spec
 
 
 class ActDistillPolicy(VLAPolicy):
@@ -33,8 +22,7 @@ class ActDistillPolicy(VLAPolicy):
 
     def __init__(self, checkpoint: Path | str):
         super().__init__(checkpoint)
-        teacher = teacher_checkpoint(self.teacher_sha256, Path(checkpoint))
-        self.reference = PolicySpec("teacher", checkpoint=str(teacher)) if teacher else None
+        self.reference = teacher_spec(self.teacher_sha256, Path(checkpoint))
 
     def build_model(self, ckpt: Checkpoint) -> StudentVLA:
         if "actdistill" not in ckpt.meta:

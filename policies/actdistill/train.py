@@ -19,7 +19,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +27,7 @@ from policies.actdistill.graph import BlockProbes
 from policies.actdistill.losses import distillation_loss, output_distillation_loss
 from policies.actdistill.student import StudentVLA
 from policies.training import fit, load_resumable, save_atomic
-from policies.vla.checkpoint import Normalizer, load_checkpoint, load_state_strict, save_checkpoint
+from policies.vla.checkpoint import Checkpoint, Normalizer, load_checkpoint, load_state_strict, save_checkpoint
 from policies.vla.model import VLA
 from policies.vla.train import FeatureSet
 
@@ -74,11 +73,6 @@ def teacher_block_states(model: VLA, h: torch.Tensor, mask: torch.Tensor) -> lis
     return states
 
 
-def _inputs(fs: FeatureSet, norm_proprio: torch.Tensor, idx: torch.Tensor):
-    inst = fs.instruction_id[idx]
-    return fs.vision[idx].float(), fs.lang[inst], fs.lang_mask[inst], norm_proprio[idx]
-
-
 def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDistillConfig, sch: DistillSchedule,
            log=print) -> TeacherTargets:
     """Train the probes on the frozen teacher (with the graph; MSE to the ground-truth chunk, AdamW, no
@@ -90,7 +84,7 @@ def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDi
     if probes is not None:
         def loss(idx):
             with torch.no_grad():
-                h0, mask = teacher.embed(*_inputs(fs, norm_proprio, idx))
+                h0, mask = teacher.embed(*fs.inputs(norm_proprio, idx))
                 states = teacher_block_states(teacher, h0, mask)
             _, actions = probes(states, mask)
             mse = F.mse_loss(actions, norm_actions[idx][:, None].expand_as(actions))
@@ -104,7 +98,7 @@ def stage1(teacher: VLA, fs: FeatureSet, norm_actions, norm_proprio, acfg: ActDi
     with torch.no_grad():
         for i in range(0, n, sch.batch_size):
             idx = torch.arange(i, min(n, i + sch.batch_size))
-            h0, mask = teacher.embed(*_inputs(fs, norm_proprio, idx))
+            h0, mask = teacher.embed(*fs.inputs(norm_proprio, idx))
             states = teacher_block_states(teacher, h0, mask)
             final.append(teacher.action_head(states[-1]))
             if probes is not None:
@@ -134,7 +128,7 @@ def stage2(teacher: VLA, targets: TeacherTargets, fs: FeatureSet, norm_actions, 
         modules["probes"] = probes
 
     def loss(idx):
-        h0, mask = student.embed(*_inputs(fs, norm_proprio, idx))
+        h0, mask = student.embed(*fs.inputs(norm_proprio, idx))
         soft = student.gates(h0, mask)
         gates = student.training_gates(soft)
         states = student.backbone_soft(h0, mask, gates)
@@ -176,15 +170,41 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
     (in `out`) leave."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    t = teacher_targets(teacher_dir, fs, acfg, sch, Path(stage1_dir or out), log)
+    run_key = {"teacher_sha256": t.ckpt.sha256, "samples": len(t.norm_actions)}
+    student, history = stage2(t.teacher, t.targets, fs, t.norm_actions, t.norm_proprio, acfg, sch,
+                              out / "train_state.pt", run_key, log)
+    meta = {"teacher_sha256": t.ckpt.sha256, "schedule": asdict(sch), "samples": len(t.norm_actions),
+            "history": history}
+    return export(student, t.ckpt.normalizer, out, meta)
+
+
+@dataclass
+class Distillation:
+    """What every model distilled from a teacher starts from (`teacher_targets`)."""
+
+    ckpt: Checkpoint
+    """The teacher's checkpoint (its normaliser is the distilled model's)."""
+    teacher: VLA
+    """Frozen, eval mode."""
+    norm_actions: torch.Tensor
+    """(N, K, A) ground-truth chunks, normalised with the teacher's statistics."""
+    norm_proprio: torch.Tensor
+    targets: TeacherTargets
+
+
+def teacher_targets(teacher_dir: Path, fs: FeatureSet, acfg: ActDistillConfig, sch: DistillSchedule,
+                    cache_dir: Path, log=print) -> Distillation:
+    """Load the teacher and its stage-1 targets on `fs`: from `<cache_dir>/stage1-<key>.pt` when a run with the same
+    teacher, data, probes and stage-1 schedule left them, else computed (stage 1) and saved there. With
+    `acfg.graph` False there are no probes and the targets are the teacher's final actions only."""
     ckpt = load_checkpoint(teacher_dir)
     teacher = VLA(ckpt.config)
     load_state_strict(teacher, ckpt.state_dict, str(teacher_dir))
-    nz = ckpt.normalizer
-    norm_actions = torch.from_numpy(nz.normalize_actions(fs.actions.numpy()).astype(np.float32))
-    norm_proprio = torch.from_numpy(nz.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
+    norm_actions, norm_proprio = fs.normalized(ckpt.normalizer)
     key = stage1_key(ckpt.sha256, fs, acfg, sch)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    stage1_path = Path(stage1_dir or out) / f"stage1-{digest}.pt"
+    stage1_path = Path(cache_dir) / f"stage1-{digest}.pt"
     cached = load_resumable(stage1_path, key, log)
     if cached is not None:
         targets = TeacherTargets(**cached["targets"])
@@ -192,8 +212,4 @@ def distill(teacher_dir: Path, fs: FeatureSet, out: Path, acfg: ActDistillConfig
     else:
         targets = stage1(teacher, fs, norm_actions, norm_proprio, acfg, sch, log)
         save_atomic({"key": key, "targets": vars(targets)}, stage1_path)
-    run_key = {"teacher_sha256": ckpt.sha256, "samples": len(norm_actions)}
-    student, history = stage2(teacher, targets, fs, norm_actions, norm_proprio, acfg, sch, out / "train_state.pt",
-                              run_key, log)
-    meta = {"teacher_sha256": ckpt.sha256, "schedule": asdict(sch), "samples": len(norm_actions), "history": history}
-    return export(student, nz, out, meta)
+    return Distillation(ckpt, teacher.eval().requires_grad_(False), norm_actions, norm_proprio, targets)

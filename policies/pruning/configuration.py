@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class PruningParams:
-    method: Literal["first", "uniform", "blocks"] = "first"
+    method: Literal["first", "uniform", "importance", "blocks"] = "first"
     """first: the first `keep` blocks (truncation, as SmolVLA keeps the first half of its VLM's layers);
-    uniform: `keep` blocks evenly spaced over the depth, first and last included; blocks: exactly `blocks`."""
+    uniform: `keep` blocks evenly spaced over the depth, first and last included; importance: the `keep` blocks of
+    highest Block Influence (ShortGPT, arXiv 2403.03853), scores measured on calibration frames and stored in a
+    pruned checkpoint (`policies.pruning.train`); blocks: exactly `blocks`."""
     keep: int | None = None
-    """Blocks kept, for first / uniform."""
+    """Blocks kept, for first / uniform / importance."""
     blocks: tuple[int, ...] | None = None
     """Teacher block indices kept, for method=blocks."""
 
@@ -27,16 +29,22 @@ class PruningParams:
             if self.keep is None or self.keep < 1 or self.blocks is not None:
                 raise ValueError(f"method={self.method} needs keep=<k >= 1> and no blocks")
 
-    def kept(self, depth: int) -> tuple[int, ...]:
-        """Teacher block indices kept out of `depth`; ValueError when they do not fit."""
+    def kept(self, depth: int, scores: Sequence[float] | None = None) -> tuple[int, ...]:
+        """Teacher block indices kept out of `depth` (ascending); `scores`: each block's Block Influence, needed by
+        method=importance (ties keep the lower index). ValueError when they do not fit."""
         if self.method == "blocks":
             kept = self.blocks
         elif self.keep > depth:
             raise ValueError(f"keep={self.keep} exceeds the teacher's {depth} blocks")
         elif self.method == "first":
             kept = tuple(range(self.keep))
-        else:
+        elif self.method == "uniform":
             kept = tuple(int(round(x)) for x in np.linspace(0, depth - 1, self.keep))
+        elif scores is None or len(scores) != depth:
+            raise ValueError(f"method=importance needs the Block Influence of each of the {depth} blocks, computed "
+                             f"on calibration frames: build a pruned checkpoint with `make baselines`")
+        else:
+            kept = tuple(sorted(sorted(range(depth), key=lambda b: (-scores[b], b))[:self.keep]))
         if max(kept) >= depth:
             raise ValueError(f"blocks {kept} out of range for a teacher of {depth} blocks (0..{depth - 1})")
         return kept

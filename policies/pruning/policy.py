@@ -1,7 +1,8 @@
 """Teachers with blocks removed or skipped, the baselines a routed student is measured against.
 
 - `PrunedPolicy` (static): only some backbone blocks kept, the same for every input; the others are removed
-  from the model (not skipped at run time).
+  from the model (not skipped at run time). As is from a teacher, or from a pruned checkpoint (importance
+  scores, fine-tuning: `policies.pruning.train`).
 - `RandomSkipPolicy` (dynamic control): every block runs with probability p at each call, independently of the
   input: the compute of a router without its learning.
 Kept blocks run in order on the residual stream. `info["blocks"]` reports them as teacher indices, so the harness
@@ -9,9 +10,8 @@ accounts compute against the teacher (`reference` is the teacher checkpoint they
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,29 +21,41 @@ from policies.base import PolicyLoadError
 from policies.pruning.configuration import PruningParams, RandomSkipParams
 from policies.vla.checkpoint import Checkpoint
 from policies.vla.model import VLA
-from policies.vla.policy import VLAPolicy
+from policies.vla.policy import VLAPolicy, teacher_spec
 from tasks.base import Observation, TaskSpec
 
 
 class PrunedPolicy(VLAPolicy):
+    """From a teacher checkpoint: the blocks `params` select (first / uniform / blocks), pruned at load. From a
+    pruned checkpoint (`policies.pruning.train`: importance, `-ft`): its own blocks, which must be what `params`
+    say; `reference` is then the teacher it came from, found by sha256."""
+
     Params = PruningParams
 
     def __init__(self, checkpoint: Path | str, params: PruningParams):
         self.params = params
         super().__init__(checkpoint)
-        self.reference = PolicySpec("teacher", checkpoint=str(checkpoint))
+        self.reference = (PolicySpec("teacher", checkpoint=str(checkpoint)) if self.pruning is None
+                          else teacher_spec(self.pruning["teacher_sha256"], Path(checkpoint)))
 
     def build_model(self, ckpt: Checkpoint) -> VLA:
-        model = VLA(ckpt.config)
-        try:
-            self.kept = self.params.kept(ckpt.config.depth)
-        except ValueError as err:
-            raise PolicyLoadError(f"policy 'pruned': {err}") from None
-        return model
+        self.pruning = ckpt.meta.get("pruning")
+        if self.pruning is None:
+            try:
+                self.kept = self.params.kept(ckpt.config.depth)
+            except ValueError as err:
+                raise PolicyLoadError(f"policy 'pruned': {err}") from None
+            return VLA(ckpt.config)
+        self.kept = tuple(self.pruning["kept"])
+        held = PruningParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.pruning["params"].items()})
+        if held != self.params:
+            raise PolicyLoadError(f"policy 'pruned': checkpoint holds {held}, params say {self.params}")
+        return VLA(ckpt.config)
 
     def load_weights(self, ckpt: Checkpoint) -> None:
         super().load_weights(ckpt)
-        self.model.blocks = torch.nn.ModuleList(self.model.blocks[i] for i in self.kept)
+        if self.pruning is None:
+            self.model.blocks = torch.nn.ModuleList(self.model.blocks[i] for i in self.kept)
 
     def predict(self, vision, lang, mask, proprio) -> tuple[torch.Tensor, list[int]]:
         return self.model(vision, lang, mask, proprio)[0], list(self.kept)

@@ -9,6 +9,7 @@ import torch
 from core.geometry import quat_xyzw_to_axis_angle
 from core.flops import flop_counter
 from core.paths import CHECKPOINTS
+from core.spec import PolicySpec
 from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
@@ -20,6 +21,16 @@ def proprio_vector(obs: Observation) -> np.ndarray:
     """(8,) eef position, eef axis-angle, gripper finger positions: the layout demos store."""
     p = obs.proprio
     return np.concatenate([p["eef_pos"], quat_xyzw_to_axis_angle(p["eef_quat"]), p["gripper_qpos"]]).astype(np.float32)
+
+
+def teacher_spec(sha256: str, near: Path) -> PolicySpec | None:
+    """The teacher whose weights have `sha256`, as a spec: a shipped teacher, or a sibling `teacher` folder of the
+    checkpoint folder `near`; None when it is nowhere here."""
+    for candidate in [*sorted((CHECKPOINTS / "teacher").glob("*")), near.parent / "teacher"]:
+        digest = candidate / "model.safetensors.sha256"
+        if digest.exists() and digest.read_text().split()[0] == sha256:
+            return PolicySpec("teacher", checkpoint=str(candidate))
+    return None
 
 
 class VLAPolicy:

@@ -68,6 +68,16 @@ class FeatureSet:
     source: str = ""
     """Content key of the demo files and config the features came from (`cached_features`); "" if built directly."""
 
+    def normalized(self, normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, K, A) action chunks and (N, 8) proprio, normalised by `normalizer`, float32."""
+        actions = normalizer.normalize_actions(self.actions.numpy()).astype(np.float32)
+        return torch.from_numpy(actions), torch.from_numpy(normalizer.normalize_proprio(self.proprio.numpy()).astype(np.float32))
+
+    def inputs(self, norm_proprio: torch.Tensor, idx: torch.Tensor):
+        """Model inputs (vision, lang, lang mask, proprio) of samples `idx`, as `VLA.embed` takes them."""
+        inst = self.instruction_id[idx]
+        return self.vision[idx].float(), self.lang[inst], self.lang_mask[inst], norm_proprio[idx]
+
 
 def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch: int = 64, log=print) -> FeatureSet:
     instructions = sorted({d.instruction for d in demos})
@@ -133,9 +143,7 @@ def cached_features(paths: list[Path], cfg: VLAConfig, cache_dir: Path, log=prin
 
 def batch_loss(model: VLA, fs: FeatureSet, norm_actions: torch.Tensor, norm_proprio: torch.Tensor,
                idx: torch.Tensor) -> torch.Tensor:
-    inst = fs.instruction_id[idx]
-    pred = model(fs.vision[idx].float(), fs.lang[inst], fs.lang_mask[inst], norm_proprio[idx])
-    return F.l1_loss(pred, norm_actions[idx])
+    return F.l1_loss(model(*fs.inputs(norm_proprio, idx)), norm_actions[idx])
 
 
 def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: TrainConfig = TrainConfig(),
@@ -146,8 +154,7 @@ def train(demo_paths: list[Path], out: Path, cfg: VLAConfig = VLAConfig(), tc: T
     out.mkdir(parents=True, exist_ok=True)
     fs = cached_features(demo_paths, cfg, cache_dir or out / "cache", log=log)
     normalizer = Normalizer.fit(fs.actions.reshape(-1, cfg.action_dim).numpy(), fs.proprio.numpy())
-    norm_actions = torch.from_numpy(normalizer.normalize_actions(fs.actions.numpy()).astype(np.float32))
-    norm_proprio = torch.from_numpy(normalizer.normalize_proprio(fs.proprio.numpy()).astype(np.float32))
+    norm_actions, norm_proprio = fs.normalized(normalizer)
     torch.manual_seed(tc.seed)  # here, not earlier: building the encoders (first run only) draws random numbers
     model = VLA(cfg)
     n = len(norm_actions)
