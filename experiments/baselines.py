@@ -64,7 +64,8 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
         else:
             raise ValueError(f"budget {b!r} is not 'matched' or an executed fraction in (0, 1]")
     teacher_spec = PolicySpec("teacher", checkpoint=str(src.teacher))
-    entries = [Entry("teacher", teacher_spec), Entry("actdistill", PolicySpec("actdistill", checkpoint=str(src.student)))]
+    entries = [Entry("teacher", teacher_spec),
+               Entry("actdistill", PolicySpec("actdistill", checkpoint=str(src.student)), group="actdistill")]
     seen = set()
     for f in fractions:
         k = max(1, round(f * depth))
@@ -73,21 +74,25 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
             spec = PolicySpec(f"pruned-{method}", {"keep": k}, str(src.teacher))
             if method in methods and f"pruned-{method}-{k}" not in seen:
                 build = src.pruned(params, fine_tune=False) if method == "importance" else None
-                entries.append(Entry(f"pruned-{method}-{k}", spec, build))
+                entries.append(Entry(f"pruned-{method}-{k}", spec, build, group=f"pruned-{method}"))
             if f"{method}-ft" in methods and f"pruned-{method}-{k}-ft" not in seen:
-                entries.append(Entry(f"pruned-{method}-{k}-ft", spec, src.pruned(params, fine_tune=True)))
+                entries.append(Entry(f"pruned-{method}-{k}-ft", spec, src.pruned(params, fine_tune=True),
+                                     group=f"pruned-{method}-ft"))
             seen |= {f"pruned-{method}-{k}", f"pruned-{method}-{k}-ft"}
         if "early-exit" in methods:
             entries.append(Entry(f"early-exit-{f:.2f}", PolicySpec("early-exit", {"target": round(f, 3)}),
-                                 src.early_exit()))
+                                 src.early_exit(), group="early-exit"))
         if "random-skip" in methods:
-            entries.append(Entry(f"random-skip-{f:.2f}", PolicySpec("random-skip", {"p": round(f, 3)}, str(src.teacher))))
+            entries.append(Entry(f"random-skip-{f:.2f}", PolicySpec("random-skip", {"p": round(f, 3)}, str(src.teacher)),
+                                 group="random-skip"))
     if "students" in methods:
         for budget in STUDENT_BUDGETS:
             entries.append(Entry(f"actdistill-b{budget}", PolicySpec("actdistill"),
-                                 src.student_variant(lambda ctx, b=budget: replace(src.acfg, budget=b))))
+                                 src.student_variant(lambda ctx, b=budget: replace(src.acfg, budget=b)),
+                                 group="actdistill"))
         entries.append(Entry(f"actdistill-balance{REFERENCE_BALANCE:g}", PolicySpec("actdistill"),
-                             src.student_variant(lambda ctx: replace(src.acfg, balance=REFERENCE_BALANCE))))
+                             src.student_variant(lambda ctx: replace(src.acfg, balance=REFERENCE_BALANCE)),
+                             group="actdistill-balance"))
     return Study(
         name="baselines", suites=(suite,), entries=tuple(entries), episodes=episodes, tasks=tasks,
         latency_calls=latency_calls, paired_with="actdistill",

@@ -24,7 +24,7 @@ from core.io import write_text_atomic
 from core.paths import DEFAULT_RESULTS, shown
 from core.spec import PolicySpec
 from harness.runner import EvalRequest, EvalResult, UsageError, evaluate
-from harness.rollouts import routing_diversity, run_summary
+from harness.rollouts import run_summary
 from harness.stats import mcnemar_exact
 from tasks import expand_suites
 
@@ -49,6 +49,9 @@ class Entry:
     label: str
     spec: PolicySpec
     build: Callable[[BuildContext], Path] | None = None
+    group: str = ""
+    """The method this entry is one setting of (e.g. `pruned-first-ft` for each of its budgets): reports join a
+    group's entries across compute; "": the entry's family."""
 
 
 @dataclass
@@ -110,6 +113,25 @@ def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[st
                             INFERENCE_THREADS)
 
 
+def _routing(result: EvalResult, depth: int) -> dict:
+    """Routing diversity of an entry over its rollout calls (`harness.paper_tables.routing_diversity`, with the
+    task-route mutual information) and each reference block's share of calls (`block_use_%`, comma-separated);
+    empty for a policy without blocks."""
+    from harness.paper_tables import routing_diversity
+
+    calls = result.calls[result.calls["key"].isin(result.episodes["key"]) & result.calls["blocks"].notna()]
+    if not len(calls):
+        return {"route_sets": np.nan, "route_entropy_bits": np.nan, "top_set_%": np.nan, "task_route_bits": np.nan,
+                "block_use_%": ""}
+    tasks = calls["key"].map(result.episodes.set_index("key")["task_index"])
+    d = routing_diversity(calls["blocks"], tasks)
+    use = np.zeros(depth)
+    for blocks in calls["blocks"]:
+        use[list(blocks)] += 1
+    return {"route_sets": d["sets"], "route_entropy_bits": d["entropy_bits"], "top_set_%": 100 * d["top_share"],
+            "task_route_bits": d["task_bits"], "block_use_%": ",".join(f"{u:.0f}" for u in 100 * use / len(calls))}
+
+
 def _reference_depth(run_dir: Path) -> int:
     """Blocks of the backbone a run's calls index (its compute model's reference; 0 without blocks)."""
     return len(json.loads((run_dir / "manifest.json").read_text()).get("compute", {}).get("block_flops", []))
@@ -150,10 +172,10 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
             r = results[entry.label]
             mine = r.episodes.set_index("key")["success"].reindex(base.index)
             only_base, only_mine, p = mcnemar_exact(base.tolist(), mine.tolist())
-            row = {"suite": suite, "entry": entry.label, "run": shown(r.run_dirs[0]),
+            row = {"suite": suite, "entry": entry.label, "group": entry.group, "run": shown(r.run_dirs[0]),
                    "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **run_summary(r.episodes, r.calls),
                    f"only_{pair_label}": only_base, "only_this": only_mine, "mcnemar_p": p,
-                   **routing_diversity(r.episodes, r.calls, _reference_depth(r.run_dirs[0]))}
+                   **_routing(r, _reference_depth(r.run_dirs[0]))}
             if entry.label in times:
                 row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))
                 ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])

@@ -43,6 +43,9 @@ class ReportRun:
     manifest: dict
     episodes: pd.DataFrame
     calls: pd.DataFrame
+    group: str = ""
+    """The method the run is one setting of (a study entry's `group`), which figures join across budgets; "" : its
+    family."""
 
     @property
     def suite(self) -> str:
@@ -289,19 +292,33 @@ def _scope(runs: Sequence[ReportRun], marks: dict[str, list[str]]) -> list[str]:
 # --- figures of a row --------------------------------------------------------------------------------------
 
 
-def routing_diversity(block_sets: Iterable[Sequence[int]]) -> dict:
+def routing_diversity(block_sets: Iterable[Sequence[int]], tasks: Iterable | None = None) -> dict:
     """How varied the executed block sets of a policy's calls are: `calls`, `sets` (distinct sets), `entropy_bits`
     (Shannon entropy of the empirical distribution of sets, in bits: 0 for a static policy, log2(sets) when all are
-    equally common), `top_set` (the most common set, sorted) and `top_share` (its fraction of calls, 0-1). A set
-    is unordered (block order within a call does not matter). ValueError for no calls."""
-    counts = Counter(tuple(sorted(set(int(b) for b in s))) for s in block_sets)
+    equally common), `top_set` (the most common set, sorted) and `top_share` (its fraction of calls, 0-1). With
+    each call's task in `tasks`, also `task_bits`: the mutual information between task and set, H(set) -
+    H(set | task), in bits (plug-in estimate: 0 when every task draws sets alike; biased upwards when sets are
+    many and calls per task few). A set is unordered (block order within a call does not matter). ValueError for
+    no calls."""
+    sets = [tuple(sorted(set(int(b) for b in s))) for s in block_sets]
+    counts = Counter(sets)
     n = sum(counts.values())
     if not n:
         raise ValueError("no calls with executed blocks")
-    p = np.array(list(counts.values())) / n
+
+    def entropy(c: Counter) -> float:
+        p = np.array(list(c.values())) / sum(c.values())
+        return float(-(p * np.log2(p)).sum() + 0.0)
+
     top, k = counts.most_common(1)[0]
-    return {"calls": n, "sets": len(counts), "entropy_bits": float(-(p * np.log2(p)).sum() + 0.0),
-            "top_set": top, "top_share": k / n}
+    out = {"calls": n, "sets": len(counts), "entropy_bits": entropy(counts), "top_set": top, "top_share": k / n}
+    if tasks is not None:
+        by_task: dict = {}
+        for task, s in zip(tasks, sets):
+            by_task.setdefault(task, Counter())[s] += 1
+        conditional = sum(sum(c.values()) / n * entropy(c) for c in by_task.values())
+        out["task_bits"] = max(0.0, out["entropy_bits"] - conditional)
+    return out
 
 
 def block_ranges(blocks: Sequence[int]) -> str:

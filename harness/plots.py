@@ -109,10 +109,11 @@ def _legend(axes, handles, labels) -> None:
 
 def frontier(runs: Sequence[ReportRun], out_dir: Path, styles: Styles) -> Figure:
     """Success (%) against GFLOPs per call, one panel per suite: a point per policy with its Wilson 95% interval,
-    a line through each family's policies in order of compute (its budgets / settings)."""
+    a line through each method's policies in order of compute (its budgets / settings; a method is a run's
+    `group`, else its family)."""
     fig_ = Figure("frontier", "Accuracy–compute frontier",
                   "Success rate against GFLOPs per policy call (harness compute model, batch 1), one panel per suite; "
-                  "bars: Wilson 95% intervals over episodes; lines join the policies of one family in order of "
+                  "bars: Wilson 95% intervals over episodes; lines join the settings of one method in order of "
                   "compute.")
     counted = [r for r in runs if not math.isnan(r.summary["gflops_per_call"])]
     left_out = sorted({r.label for r in runs} - {r.label for r in counted})
@@ -127,8 +128,8 @@ def frontier(runs: Sequence[ReportRun], out_dir: Path, styles: Styles) -> Figure
     top = max(r.summary["gflops_per_call"] for r in counted)
     for ax, suite in zip(axes, suites):
         mine = [r for r in counted if r.suite == suite]
-        for family in dict.fromkeys(r.family for r in mine):
-            line = sorted((r for r in mine if r.family == family), key=lambda r: r.summary["gflops_per_call"])
+        for group in dict.fromkeys(r.group or r.family for r in mine):
+            line = sorted((r for r in mine if (r.group or r.family) == group), key=lambda r: r.summary["gflops_per_call"])
             if len(line) > 1:
                 ax.plot([r.summary["gflops_per_call"] for r in line], [r.summary["success_%"] for r in line],
                         color=styles.colour[line[0].label], lw=1.2, alpha=0.6, zorder=1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -52,6 +52,8 @@ class Selection:
     labels: dict[str, str]
     """Run -> label given by the selection (a study's entries); others get theirs from `load_runs`."""
     notes: list[str]
+    groups: dict[str, str] = field(default_factory=dict)
+    """Run -> the method it is a setting of (a study entry's `group`), for the frontier's lines."""
     same_units: bool = False
     """Report only the units every run of a suite finished (a study compares its entries on the same units, while
     a reused run, e.g. the committed teacher, may hold more)."""
@@ -108,8 +110,9 @@ def study_runs(ix, name: str) -> Selection:
         raise UsageError(f"no study {name!r}: {shown(path)} does not exist (studies under {shown(ix.root)}: "
                          f"{', '.join(present) or 'none'}; `make study` writes one)")
     table = pd.read_csv(path)
-    runs, labels = [], {}
-    for entry, run in zip(table["entry"], table["run"]):
+    groups_of = table["group"].fillna("") if "group" in table else [""] * len(table)
+    runs, labels, groups = [], {}, {}
+    for entry, run, group in zip(table["entry"], table["run"], groups_of):
         folder = Path(run) if Path(run).is_absolute() else REPO_ROOT / run
         try:
             key = str(folder.resolve().relative_to(ix.root.resolve()))
@@ -118,7 +121,8 @@ def study_runs(ix, name: str) -> Selection:
                              f"study's --results") from None
         runs.append(key)
         labels[key] = str(entry)
-    return Selection(name, runs, labels, [], same_units=True)
+        groups[key] = str(group)
+    return Selection(name, runs, labels, [], groups, same_units=True)
 
 
 def measure(runs, calls: int, observations: int, results_root: Path,
@@ -205,6 +209,8 @@ def build_report(selection: Selection, results_root: Path, out: Path, force: boo
         raise UsageError(f"no runs to report under {shown(results_root)}"
                          + (f" ({'; '.join(selection.notes)})" if selection.notes else ""))
     runs = load_runs(ResultsIndex(results_root), selection.runs, selection.labels)
+    for r in runs:
+        r.group = selection.groups.get(r.run, "")
     if selection.same_units:
         for suite in suites_of(runs):
             mine = [r for r in runs if r.suite == suite]

@@ -32,34 +32,6 @@ def run_summary(episodes: pd.DataFrame, calls: pd.DataFrame) -> dict:
     }
 
 
-def routing_diversity(episodes: pd.DataFrame, calls: pd.DataFrame, depth: int) -> dict:
-    """How input-dependent a policy's executed blocks are, over the recorded calls of `episodes`: `route_sets`
-    (distinct block sets), `route_entropy_bits` (entropy of the set distribution), `top_set_%` (share of calls that
-    ran the most common set), `task_route_bits` (mutual information between task and set, bits, plug-in estimate:
-    0 when every task draws sets alike, biased upwards when sets are many and calls per task few) and
-    `block_use_%` (for each of the reference's `depth` blocks, % of calls that ran it, comma-separated). Empty
-    values (NaN, "") for a policy without blocks."""
-    mine = calls[calls["key"].isin(episodes["key"])]
-    mine = mine[mine["blocks"].notna()]
-    if not len(mine):
-        return {"route_sets": np.nan, "route_entropy_bits": np.nan, "top_set_%": np.nan, "task_route_bits": np.nan,
-                "block_use_%": ""}
-    sets = mine["blocks"].map(lambda b: tuple(int(x) for x in b))
-    task = mine["key"].map(episodes.set_index("key")["task_index"])
-
-    def entropy(counts: pd.Series) -> float:
-        p = counts.to_numpy(float) / counts.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    overall = entropy(sets.value_counts())
-    conditional = sum(len(g) / len(sets) * entropy(g.value_counts()) for _, g in sets.groupby(task))
-    use = [100 * float(sets.map(lambda s, b=b: b in s).mean()) for b in range(depth)]
-    return {"route_sets": int(sets.nunique()), "route_entropy_bits": abs(overall),
-            "top_set_%": 100 * float(sets.value_counts().iloc[0]) / len(sets),
-            "task_route_bits": max(0.0, overall - conditional),
-            "block_use_%": ",".join(f"{u:.0f}" for u in use)}
-
-
 def rollout_metrics(episodes: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     """One row per task and an `ALL` row: `run_summary`, plus steps to success (mean env steps of successful
     episodes), shares of episode wall time in the policy / physics / rendering and in the harness's own

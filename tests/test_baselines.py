@@ -155,3 +155,18 @@ def test_early_exit_hits_its_target_on_the_calibration_frames_and_exits_there_li
         full, executed = model(*fs.inputs(proprio, torch.arange(1)))
     torch.testing.assert_close(full[0], exits[0, -1])
     assert executed == CFG.depth and consistency(exits).shape == (3, CFG.depth - 1)
+
+
+def test_routing_diversity_measures_how_much_routes_depend_on_the_task():
+    from harness.paper_tables import routing_diversity
+
+    # Task 0 always runs {0, 1}; task 1 runs {0, 2} and {0, 1, 2} equally: 3 sets, the routes depend on the task.
+    sets = [[0, 1]] * 4 + [[0, 2], [0, 1, 2]] * 2
+    d = routing_diversity(sets, [0] * 4 + [1] * 4)
+    p = np.array([4, 2, 2]) / 8
+    assert d["sets"] == 3 and d["top_share"] == 0.5
+    assert d["entropy_bits"] == pytest.approx(-(p * np.log2(p)).sum())
+    assert d["task_bits"] == pytest.approx(d["entropy_bits"] - 0.5 * 1.0)  # H(set) - H(set | task)
+    alike = routing_diversity(sets, [0, 1, 0, 1, 0, 0, 1, 1])  # both tasks draw the same mix of the 3 sets
+    assert alike["sets"] == 3 and alike["task_bits"] == pytest.approx(0.0, abs=1e-12)
+    assert routing_diversity([[0, 1]] * 8, [0] * 4 + [1] * 4)["task_bits"] == 0.0
