@@ -16,6 +16,7 @@ from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
 from policies.vla.configuration import VLAConfig
 from policies.vla.model import VLA
 from policies.vla.train import FeatureSet
+from tests.fixture_data import write_demos
 
 CFG = VLAConfig(width=32, depth=6, heads=2, chunk=2, vision_grid=2, language_tokens=4, head_hidden=16)
 SCHEDULE = DistillSchedule(stage2_epochs=2, batch_size=8, warmup_steps=1)
@@ -170,3 +171,28 @@ def test_routing_diversity_measures_how_much_routes_depend_on_the_task():
     alike = routing_diversity(sets, [0, 1, 0, 1, 0, 0, 1, 1])  # both tasks draw the same mix of the 3 sets
     assert alike["sets"] == 3 and alike["task_bits"] == pytest.approx(0.0, abs=1e-12)
     assert routing_diversity([[0, 1]] * 8, [0] * 4 + [1] * 4)["task_bits"] == 0.0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--methods", "first,bogus"], "unknown baseline method(s) ['bogus']; valid: first, importance, uniform"),
+    (["--budgets", "matched,x"], "budget 'x' is not 'matched' or a fraction in (0, 1]"),
+    (["--budgets", "1.5"], "budget 1.5 is not 'matched' or an executed fraction in (0, 1]"),
+    ([], "no demo files for libero_spatial under"),
+])
+def test_make_baselines_refuses_bad_input_in_one_line(tmp_path, capsys, args, fragment):
+    from harness.cli import main
+
+    demos = tmp_path / "demos"
+    if args and args[0] == "--budgets" and args[1] == "1.5":
+        write_demos(demos)  # past the demo check, to the budget's
+    assert main(["study", "baselines", "--suite", "libero_spatial", "--demos", str(demos), "--results",
+                 str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+
+
+def test_early_exit_needs_a_built_checkpoint():
+    from policies.base import PolicyLoadError
+
+    with pytest.raises(PolicyLoadError, match="no early-exit checkpoint is shipped; build one with `make baselines"):
+        load_policy("early-exit", "libero_spatial")
