@@ -17,6 +17,8 @@ SUITE ?= libero_spatial
 EPISODES ?=
 TASKS ?=
 WORKERS ?= $(shell nproc)
+# local: worker processes on this machine; ray: Ray actors (RAY_ADDRESS joins a cluster, else a local Ray instance).
+EXECUTOR ?= local
 VIDEO ?= 0
 SEED ?= 0
 RESULTS ?= results
@@ -55,7 +57,7 @@ $(STAMP): requirements.txt Makefile
 
 eval: $(STAMP)
 	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(PARAMS),--params "$(PARAMS)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
-	  --workers $(WORKERS) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
+	  --workers $(WORKERS) --executor $(EXECUTOR) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -65,7 +67,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
 bench-harness: $(STAMP)
-	$(PY) -m harness.cli bench-harness --suite $(SUITE)
+	$(PY) -m harness.cli bench-harness --suite $(SUITE) --executor $(EXECUTOR)
 
 BASELINE ?= teacher
 BASELINE_PARAMS ?=

@@ -2,7 +2,11 @@
 
 Measures, in one process and one run: physics-only steps, steps that render both cameras every step, the
 expert acting in open-loop chunks of 8 while reading both cameras at each call (as a VLA would; rendered only
-at those query steps), and episode throughput of the runner with 1 vs 2 workers.
+at those query steps), and episode throughput of the runner with 1 vs 2 workers. With `executor="ray"` the runner
+rows run on the local pool and on a local Ray instance in turn (the same units), and the executor's overhead is
+split into start-up (until each worker's first episode begins: process or actor start, imports, env creation; for
+Ray also starting the instance) and the gap between consecutive episodes of one task on one worker (dispatch and
+result transfer), from the records' own clocks.
 """
 from __future__ import annotations
 
@@ -64,19 +68,41 @@ def _expert_chunked(suite: str) -> dict:
     return {"steps": steps, "wall_s": rec.wall_s, "renders": rec.renders, "success": rec.success}
 
 
-def _workers_rate(suite: str, workers: int, episodes: int) -> dict:
+def _overheads(eps: pd.DataFrame, t0: float) -> dict:
+    """Executor overheads from the records' clocks (time.time() on the worker; one machine here): an episode starts
+    at `finished_at` (stamped when `run_episode` creates the record, despite its name) and ends `wall_s` later. Mean
+    start-up per worker (until its first episode starts), mean gap between consecutive episodes of one task on one
+    worker (no env creation in it)."""
+    eps = eps.assign(started=eps["finished_at"], ended=eps["finished_at"] + eps["wall_s"]).sort_values("started")
+    startup, gaps = [], []
+    for _, mine in eps.groupby("worker_pid"):
+        startup.append(mine["started"].iloc[0] - t0)
+        same_task = mine["task_index"].eq(mine["task_index"].shift())
+        gaps += list((mine["started"] - mine["ended"].shift())[same_task])
+    return {"startup_s": float(np.mean(startup)), "gap_s": float(np.mean(gaps)) if gaps else float("nan")}
+
+
+def _workers_rate(suite: str, workers: int, episodes: int, executor: str = "local", ray_address: str | None = None) -> dict:
+    from harness.executors import make_executor
     from harness.runner import EvalRequest, evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
         req = EvalRequest("expert", suite, episodes=episodes, tasks=(0, 1), workers=workers, results_root=Path(tmp))
-        t0 = time.perf_counter()
-        eps = evaluate(req, progress=False).episodes
+        pool = make_executor(executor, workers, ray_address)
+        t0, epoch0 = time.perf_counter(), time.time()
+        try:
+            eps = evaluate(req, progress=False, executor=pool).episodes
+        finally:
+            pool.close()
         wall = time.perf_counter() - t0
+    outside = min(workers, len(eps)) * wall - eps["wall_s"].sum()  # worker time outside episodes
     return {"steps": int(eps["steps"].sum()), "wall_s": wall, "renders": int(eps["renders"].sum()),
-            "episodes": len(eps), "success": eps["success"].mean()}
+            "episodes": len(eps), "success": eps["success"].mean(), **_overheads(eps, epoch0),
+            "overhead_s_per_ep": outside / len(eps)}
 
 
-def run_bench(suite: str = "libero_spatial", steps: int = 200, episodes_per_task: int = 2) -> str:
+def run_bench(suite: str = "libero_spatial", steps: int = 200, episodes_per_task: int = 2, executor: str = "local",
+              ray_address: str | None = None) -> str:
     env = make_suite(suite).make_env(0, ObsSpec(cameras=CAMERAS, resolution=(128, 128)))
     rows = {
         "physics only (no render)": _step_rate(env, steps, render_every_step=False),
@@ -84,8 +110,11 @@ def run_bench(suite: str = "libero_spatial", steps: int = 200, episodes_per_task
     }
     env.close()
     rows["expert reading 2 cams, chunk 8, lazy"] = _expert_chunked(suite)
+    kinds = ("local", "ray") if executor == "ray" else (executor,)
     for workers in (1, 2):
-        rows[f"runner, expert, {workers} worker(s)"] = _workers_rate(suite, workers, episodes_per_task)
+        for kind in kinds:  # interleaved, so both executors see the same machine load
+            label = f"runner, expert, {workers} worker(s)" + (f", {kind}" if len(kinds) > 1 else "")
+            rows[label] = _workers_rate(suite, workers, episodes_per_task, kind, ray_address)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["steps_per_s"] = table["steps"] / table["wall_s"]
     if "episodes" in table:
@@ -93,6 +122,10 @@ def run_bench(suite: str = "libero_spatial", steps: int = 200, episodes_per_task
     scope = (
         f"bench-harness: {suite} task 0 (runner rows: tasks 0-1 x {episodes_per_task} init states), 128x128 cameras, "
         f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, {os.cpu_count()} cores; wall clock in this process "
-        "(runner rows include worker start-up and env creation)"
+        "(runner rows include worker start-up and env creation"
+        + (f"; ray: {'cluster ' + ray_address if ray_address else 'a local instance started per row'}"
+           if executor == "ray" else "")
+        + "); startup_s: until a worker's first episode starts, gap_s: between episodes of one task on one worker, "
+        "overhead_s_per_ep: worker time outside episodes per episode"
     )
     return f"{scope}\n{table.to_string(float_format=lambda x: f'{x:.2f}')}"

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", default=None, help="checkpoint folder of a learned policy (default: shipped)")
     ev.add_argument("--episodes", type=int, default=None, help="init states per task (default: all of the suite's)")
     ev.add_argument("--tasks", type=_task_list, default=None, help="comma-separated task indices (default all)")
-    ev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ev.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="worker processes (local) or actors (ray)")
+    _executor_arguments(ev)
+    ev.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs requested per Ray actor")
+    ev.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs requested per Ray actor (for a policy using one)")
+    ev.add_argument("--ray-memory-gb", type=float, default=None, help="memory reserved per Ray actor (default: none)")
     ev.add_argument("--video", type=int, default=0, help="episodes per suite recorded as MP4")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--trajectories", action="store_true", help="save simulator states + actions per episode")
@@ -113,7 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench-harness", help="environment throughput: physics, rendering, lazy, workers")
     bench.add_argument("--suite", default="libero_spatial")
     bench.add_argument("--steps", type=int, default=200)
+    _executor_arguments(bench, "runner rows: local, or ray next to local (the same units on both)")
     return parser
+
+
+def _executor_arguments(parser, executor_help: str = "where episodes run: local (worker processes) or ray") -> None:
+    parser.add_argument("--executor", default="local", help=executor_help)
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None,
+                        help="Ray cluster to join (default: $RAY_ADDRESS; none: start a local Ray instance)")
 
 
 def policy_spec(policy: str, params: str = "", checkpoint: str | None = None):
@@ -133,6 +145,7 @@ def policy_spec(policy: str, params: str = "", checkpoint: str | None = None):
 
 
 def cmd_eval(args) -> int:
+    from harness.executors import make_executor
     from harness.report import format_summary
     from harness.runner import EvalRequest, evaluate
 
@@ -141,11 +154,18 @@ def cmd_eval(args) -> int:
         tasks=args.tasks, workers=args.workers, video=args.video, seed=args.seed, results_root=args.results,
         trajectories=args.trajectories,
     )
-    result = evaluate(req, progress=not args.no_progress)
+    ray_options = {"cpus": args.ray_cpus, "gpus": args.ray_gpus, "memory_gb": args.ray_memory_gb}
+    executor = make_executor(args.executor, args.workers, args.ray_address,
+                             **(ray_options if args.executor == "ray" else {}))
+    try:
+        result = evaluate(req, progress=not args.no_progress, executor=executor)
+    finally:
+        executor.close()
     episodes = result.episodes
+    where = "on this machine" if args.executor == "local" else f"on Ray ({', '.join(executor.describe()['nodes'])})"
     scope = (
         f"policy={args.policy}{' ' + args.params if args.params else ''} suite={args.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
-        f"{len(episodes)} episodes (errors count as failures); wall times on this machine with {args.workers} worker(s), "
+        f"{len(episodes)} episodes (errors count as failures); wall times {where} with {args.workers} worker(s), "
         f"policy calls at batch 1 with 1 torch thread; exec_% = executed share of the reference backbone's FLOPs"
     )
     print(format_summary(episodes, scope, result.calls))
@@ -226,8 +246,10 @@ def cmd_profile(args) -> int:
 
 def cmd_bench(args) -> int:
     from harness.bench import run_bench
+    from harness.executors import make_executor
 
-    print(run_bench(args.suite, args.steps))
+    make_executor(args.executor, 1, args.ray_address)  # an unknown kind or a missing ray: one line, before any env
+    print(run_bench(args.suite, args.steps, executor=args.executor, ray_address=args.ray_address))
     return 0
 
 

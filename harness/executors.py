@@ -1,5 +1,6 @@
 """Where units run. An `Executor` takes self-contained units and yields one `Outcome` per unit as episodes
-finish; `LocalPool` runs them in worker processes on this machine (a Ray executor offers the same `run`).
+finish; `LocalPool` runs them in worker processes on this machine, `harness.ray_executor.RayExecutor` on a Ray
+cluster (the same units, results and retries); `make_executor` picks one by name.
 
 Workers are separate processes (spawned, so no simulator or GL state is inherited) fed one unit at a time
 through their own inbox, so the pool always knows which episode each worker holds. A worker that dies
@@ -37,6 +38,30 @@ class Executor(Protocol):
 
     def describe(self) -> dict:
         """What the manifest records of this executor (kind, workers, nodes)."""
+
+    def close(self) -> None:
+        """Release what outlives a `run` (a Ray instance this executor started); idempotent."""
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str, workers: int, address: str | None = None, **ray_options) -> Executor:
+    """`kind` "local" -> LocalPool(workers); "ray" -> RayExecutor(workers, address, **ray_options) (address None:
+    RAY_ADDRESS, else a local instance). Nothing starts until the first `run`. UsageError for another kind."""
+    from harness.runner import UsageError  # the runner imports this module
+
+    if kind == "local":
+        return LocalPool(workers)
+    if kind == "ray":
+        try:
+            from harness.ray_executor import RayExecutor
+
+            import ray  # noqa: F401 - fail here, in one line, rather than at the first run
+        except ImportError:
+            raise UsageError("EXECUTOR=ray needs the ray package: .venv/bin/pip install -r requirements.txt") from None
+        return RayExecutor(workers, address, **ray_options)
+    raise UsageError(f"unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
 
 
 def _serve(inbox, outbox, parent_pid: int) -> None:
@@ -79,6 +104,9 @@ class LocalPool:
         import socket
 
         return {"kind": self.name, "workers": self.workers, "nodes": [socket.gethostname()]}
+
+    def close(self) -> None:
+        """Nothing to release: `run` ends its worker processes."""
 
     def _start(self, outbox):
         inbox = self._ctx.Queue()

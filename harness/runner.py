@@ -176,21 +176,25 @@ def evaluate(req: EvalRequest, progress: bool = True, executor: Executor | None 
     skipped = sum(len(p.units) - len(p.todo) for p in plans)
     if skipped:
         print(f"resuming: {skipped} episode(s) already on disk, {len(todo)} to run")
-    if todo:
-        bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
-        successes = finished = 0
-        for outcome in executor.run(todo, outputs):
-            p = by_suite[outcome.unit.suite]
-            record = outcome.record or EpisodeRecord.for_unit(
-                outcome.unit, p.tasks[outcome.unit.task_index], p.loaded.identity["checkpoint_sha256"],
-                error=outcome.crash,
-            )
-            p.store.write_episode(record)
-            finished += 1
-            successes += record.success
-            bar.update()
-            bar.set_postfix_str(f"success {successes / finished:.0%} ({successes}/{finished})")
-        bar.close()
+    try:
+        if todo:
+            bar = tqdm(total=len(todo), unit="ep", disable=not progress, dynamic_ncols=True)
+            successes = finished = 0
+            for outcome in executor.run(todo, outputs):
+                p = by_suite[outcome.unit.suite]
+                record = outcome.record or EpisodeRecord.for_unit(
+                    outcome.unit, p.tasks[outcome.unit.task_index], p.loaded.identity["checkpoint_sha256"],
+                    error=outcome.crash,
+                )
+                p.store.write_episode(record)
+                finished += 1
+                successes += record.success
+                bar.update()
+                bar.set_postfix_str(f"success {successes / finished:.0%} ({successes}/{finished})")
+            bar.close()
+    finally:  # where units ran (a Ray cluster's nodes) is known only once they ran; also after Ctrl-C
+        for p in plans:
+            p.store.record_executor(executor.describe())
     episodes, calls = [], []
     for p in plans:
         p.store.compact()

@@ -182,6 +182,13 @@ class RunStore:
         """Record the run's compute model (`harness.compute`), or why there is none, before its episodes land."""
         self._write_manifest_text({**self.manifest(), "compute": compute})
 
+    def record_executor(self, description: dict) -> None:
+        """Replace this invocation's executor entry (the last one) by `description`: where units ran (a Ray
+        cluster's nodes) is known only once they ran."""
+        manifest = self.manifest()
+        manifest["invocations"][-1]["executor"] = description
+        self._write_manifest_text(manifest)
+
     def write_manifest(self, manifest: dict) -> None:
         """Create the manifest, or check a resumed run matches it and append this invocation."""
         self.dir.mkdir(parents=True, exist_ok=True)
