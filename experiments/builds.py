@@ -74,14 +74,19 @@ class Sources:
         return build
 
     def pruned(self, params, fine_tune: bool) -> Build:
-        """The teacher pruned by `params` (`PruningParams`), as is or fine-tuned with the student's stage-2 steps."""
+        """The teacher pruned by `params` (`PruningParams`), as is or fine-tuned with the student's stage-2 steps,
+        in `<out>/../blocks-<kept>[-ft]`: methods that keep the same blocks share one checkpoint (and training)."""
         def build(ctx: BuildContext) -> Path:
-            from policies.pruning.train import build_pruned
+            from policies.pruning.train import build_pruned, select_blocks
+            from policies.vla.checkpoint import load_checkpoint
 
-            if not (ctx.out / "config.json").exists():  # written last, once the model is complete
-                build_pruned(self.teacher, self.features(ctx.log), ctx.out, params,
-                             self.schedule if fine_tune else None, self.acfg.beta, self.cache, log=ctx.log)
-            return ctx.out
+            features = self.features(ctx.log)
+            kept, _, _ = select_blocks(load_checkpoint(self.teacher), features, params)
+            out = ctx.out.parent / f"blocks-{'_'.join(map(str, kept))}{'-ft' if fine_tune else ''}"
+            if not (out / "config.json").exists():  # written last, once the model is complete
+                build_pruned(self.teacher, features, out, params, self.schedule if fine_tune else None,
+                             self.acfg.beta, self.cache, log=ctx.log)
+            return out
         return build
 
     def early_exit(self) -> Build:

@@ -153,8 +153,9 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
             spec = entry.spec
             if entry.build is not None:
                 out = results_root / "studies" / study.name / suite / entry.label
-                log(f"[{suite}] building {entry.label} in {shown(out)} (a finished build is reused)")
+                log(f"[{suite}] building {entry.label} (a finished build is reused)")
                 checkpoint = entry.build(BuildContext(suite, out, results, log))
+                log(f"[{suite}] {entry.label}: checkpoint {shown(Path(checkpoint))}")
                 spec = spec.with_checkpoint(checkpoint)
             log(f"[{suite}] evaluating {entry.label} ({study.episodes} init states per task)")
             results[entry.label] = evaluate(EvalRequest(

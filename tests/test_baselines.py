@@ -89,8 +89,12 @@ def test_each_static_method_keeps_exactly_the_blocks_it_claims(tmp_path):
     torch.testing.assert_close(a, b)
     assert blocks_a == blocks_b == meta["kept"]
     assert built.policy.reference == PolicySpec("teacher", checkpoint=str(teacher))  # found by its sha256
-    with pytest.raises(Exception, match="checkpoint holds .*importance.*params say"):
+    with pytest.raises(Exception, match=r"checkpoint keeps blocks \[.*\], params importance keep=2 select"):
         load_policy(PolicySpec("pruned-importance", {"keep": 2}, str(tmp_path / "importance")))
+    # Another method that selects the same blocks is served by the same checkpoint.
+    same_blocks = load_policy(PolicySpec("pruned", {"method": "blocks", "blocks": ",".join(map(str, meta["kept"]))},
+                                         str(tmp_path / "importance")))
+    assert same_blocks.policy.kept == tuple(meta["kept"])
 
 
 @pytest.mark.slow

@@ -27,8 +27,9 @@ from tasks.base import Observation, TaskSpec
 
 class PrunedPolicy(VLAPolicy):
     """From a teacher checkpoint: the blocks `params` select (first / uniform / blocks), pruned at load. From a
-    pruned checkpoint (`policies.pruning.train`: importance, `-ft`): its own blocks, which must be what `params`
-    say; `reference` is then the teacher it came from, found by sha256."""
+    pruned checkpoint (`policies.pruning.train`: importance, `-ft`): its own blocks, which must be those `params`
+    select (importance by the scores stored with it); `reference` is then the teacher it came from, found by
+    sha256."""
 
     Params = PruningParams
 
@@ -47,9 +48,14 @@ class PrunedPolicy(VLAPolicy):
                 raise PolicyLoadError(f"policy 'pruned': {err}") from None
             return VLA(ckpt.config)
         self.kept = tuple(self.pruning["kept"])
-        held = PruningParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.pruning["params"].items()})
-        if held != self.params:
-            raise PolicyLoadError(f"policy 'pruned': checkpoint holds {held}, params say {self.params}")
+        scores = self.pruning["block_influence"]
+        try:
+            selected = self.params.kept(len(scores), scores)
+        except ValueError as err:
+            raise PolicyLoadError(f"policy 'pruned': {err}") from None
+        if selected != self.kept:
+            raise PolicyLoadError(f"policy 'pruned': checkpoint keeps blocks {list(self.kept)}, params "
+                                  f"{self.params.method} keep={self.params.keep} select {list(selected)}")
         return VLA(ckpt.config)
 
     def load_weights(self, ckpt: Checkpoint) -> None:

@@ -1,8 +1,9 @@
 """Building static-pruned checkpoints from a teacher: Block Influence on calibration frames, and fine-tuning.
 
 A pruned checkpoint is an ordinary VLA checkpoint of depth k whose blocks are teacher blocks `kept` (in order), with
-`meta["pruning"]`: the teacher's sha256, the params, the kept teacher indices, every teacher block's Block
-Influence on the calibration frames, and for `-ft` the fine-tuning's schedule, steps and history.
+`meta["pruning"]`: the teacher's sha256, the params it was built with, the kept teacher indices, every teacher
+block's Block Influence on the calibration frames, and for `-ft` the fine-tuning's schedule, steps and history.
+It serves every params that select the same blocks (importance and truncation often agree).
 
 Block Influence (ShortGPT, arXiv 2403.03853): BI_l = 1 - mean over calibration frames and real tokens of
 cos(h_{l-1}, h_l), the cosine between block l's input and output hidden states; a block that barely turns the
@@ -78,6 +79,15 @@ def pruned_model(teacher: Checkpoint, kept: tuple[int, ...]) -> VLA:
     return model
 
 
+def select_blocks(teacher: Checkpoint, fs: FeatureSet, params: PruningParams) -> tuple[tuple[int, ...], np.ndarray, int]:
+    """The teacher blocks `params` keep, every block's Block Influence on the calibration frames of `fs`, and how
+    many frames those are."""
+    _, norm_proprio = fs.normalized(teacher.normalizer)
+    calibration = calibration_indices(len(fs.actions))
+    scores = block_influence(pruned_model(teacher, tuple(range(teacher.config.depth))), fs, norm_proprio, calibration)
+    return params.kept(teacher.config.depth, scores.tolist()), scores, len(calibration)
+
+
 def build_pruned(teacher_dir: Path, fs: FeatureSet, out: Path, params: PruningParams,
                  schedule: DistillSchedule | None = None, beta: float = ActDistillConfig.beta,
                  cache_dir: Path | None = None, log=print) -> str:
@@ -89,15 +99,12 @@ def build_pruned(teacher_dir: Path, fs: FeatureSet, out: Path, params: PruningPa
     out.mkdir(parents=True, exist_ok=True)
     teacher = load_checkpoint(teacher_dir)
     norm_actions, norm_proprio = fs.normalized(teacher.normalizer)
-    full = pruned_model(teacher, tuple(range(teacher.config.depth)))
-    calibration = calibration_indices(len(fs.actions))
-    scores = block_influence(full, fs, norm_proprio, calibration)
-    kept = params.kept(teacher.config.depth, scores.tolist())
+    kept, scores, frames = select_blocks(teacher, fs, params)
     log(f"Block Influence {np.round(scores, 4).tolist()}; keeping blocks {list(kept)} ({params.method})")
     model = pruned_model(teacher, kept)
     meta = {"teacher_sha256": teacher.sha256, "params": asdict(params), "kept": list(kept),
             "block_influence": scores.tolist(),
-            "calibration": {"frames": len(calibration), "features": fs.source, "rule": "calibration_indices"},
+            "calibration": {"frames": frames, "features": fs.source, "rule": "calibration_indices"},
             "fine_tuning": None}
     if schedule is not None:
         t = teacher_targets(teacher_dir, fs, ActDistillConfig(graph=False), schedule, Path(cache_dir or out), log)
