@@ -61,7 +61,28 @@ def test_readme_figure_is_reproduced_from_the_index(index, family, sha, suite, e
 
 def test_every_committed_run_is_in_the_readme(index):
     """A committed run is evidence for a README number: none is left unexplained."""
-    shas = {sha for _, sha, *_ in FIGURES}
+    shas = {sha for _, sha, *_ in FIGURES} | set(index.sql(
+        "SELECT DISTINCT left(checkpoint_sha256, 12) s FROM runs WHERE list_contains(?, tag)",
+        [tag for tag, *_ in BASELINE_RUNS])["s"])
     committed = set(index.sql("SELECT DISTINCT left(checkpoint_sha256, 12) s FROM runs")["s"])
     assert committed - shas == set(), f"committed runs not in the README figures: {committed - shas}"
     assert all(re.search(sha, README) for sha in shas)
+
+
+# The baselines table (`make baselines`): run tag, episodes, successes, executed backbone %, as the README has them.
+BASELINE_RUNS = [
+    ("pruned-first_keep-5-6033fd90e3d9", 50, 31, 41.7),
+    ("pruned-importance_keep-5-21a6f0bb4eda", 50, 31, 41.7),
+    ("pruned-importance_keep-5-42bfef6c51b3", 50, 0, 41.7),
+    ("random-skip_p-0.385-ff2e4086b9db", 50, 0, 38.3),
+]
+
+
+@pytest.mark.parametrize("tag, episodes, successes, exec_pct", BASELINE_RUNS, ids=[b[0] for b in BASELINE_RUNS])
+def test_readme_baseline_is_reproduced_from_the_index(index, tag, episodes, successes, exec_pct):
+    ep = index.sql("SELECT count(*) n, sum(success::INT) k FROM episodes JOIN runs USING (run) WHERE tag = ? "
+                   "AND runs.suite = 'libero_spatial'", tag)
+    assert (ep["n"][0], ep["k"][0]) == (episodes, successes)
+    c = index.sql("SELECT avg(exec_fraction) f FROM calls JOIN runs USING (run) WHERE tag = ?", tag)
+    assert round(100 * float(c["f"][0]), 1) == exec_pct
+    assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
