@@ -161,8 +161,13 @@ class LiberoEnv(TaskEnv):
         return np.ascontiguousarray(frame[::-1, ::-1])
 
     def _privileged_state(self) -> PrivilegedState:
+        """Poses of every object and site, the goal, and in `extra` the joint positions of articulated fixtures:
+        `fixture_joints` (fixture name -> its joints' positions) and `site_joints` (site name -> the positions of
+        the joints that site moves with, e.g. a drawer's region and its slide; what LIBERO's Open/Close of a site
+        read)."""
         env = self._env.env
-        objects, sites, joints = {}, {}, {}
+        objects, sites, joints, site_joints = {}, {}, {}, {}
+        qpos = env.sim.data.qpos
         for name, state in env.object_states_dict.items():
             geom = state.get_geom_state()
             quat = np.asarray(geom["quat"], np.float64)
@@ -174,8 +179,15 @@ class LiberoEnv(TaskEnv):
                 joint_state = state.get_joint_state()
                 if joint_state:
                     joints[name] = np.asarray(joint_state, np.float64)
+            elif state.object_state_type == "site":
+                site_joint_names = getattr(env.object_sites_dict.get(name), "joints", None) or ()
+                if site_joint_names:
+                    site_joints[name] = np.array(
+                        [qpos[env.sim.model.get_joint_qpos_addr(j)] for j in site_joint_names], np.float64
+                    )
         goal = tuple(tuple(str(x).lower() for x in pred) for pred in env.parsed_problem["goal_state"])
-        return PrivilegedState(objects=objects, sites=sites, goal=goal, extra={"fixture_joints": joints})
+        return PrivilegedState(objects=objects, sites=sites, goal=goal,
+                               extra={"fixture_joints": joints, "site_joints": site_joints})
 
 
 LiberoSuite.ENV = LiberoEnv

@@ -18,6 +18,7 @@ EXTENTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]
     "glazed_rim_porcelain_ramekin": ((-0.045, -0.044, 0.001), (0.045, 0.045, 0.043)),
     "plate": ((-0.068, -0.068, -0.003), (0.070, 0.069, 0.016)),
     "wooden_cabinet": ((-0.123, -0.109, 0.005), (0.131, 0.112, 0.223)),
+    "white_cabinet": ((-0.123, -0.109, 0.005), (0.131, 0.112, 0.223)),
     "flat_stove": ((-0.052, -0.095, -0.020), (0.245, 0.095, 0.050)),
     "alphabet_soup": ((-0.031, -0.039, -0.035), (0.031, 0.038, 0.028)),
     "basket": ((-0.084, -0.079, 0.004), (0.085, 0.079, 0.146)),
@@ -32,14 +33,70 @@ EXTENTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]
     "chocolate_pudding": ((-0.041, -0.023, -0.013), (0.040, 0.023, 0.014)),
     "wine_bottle": ((-0.021, -0.022, 0.001), (0.022, 0.022, 0.158)),
     "wine_rack": ((-0.134, -0.124, -0.002), (0.134, 0.129, 0.328)),
+    "moka_pot": ((-0.041, -0.056, -0.066), (0.041, 0.091, 0.086)),
+    "porcelain_mug": ((-0.065, -0.049, 0.002), (0.060, 0.047, 0.108)),
+    "red_coffee_mug": ((-0.061, -0.047, -0.002), (0.062, 0.046, 0.131)),
+    "white_yellow_mug": ((-0.071, -0.053, -0.000), (0.068, 0.053, 0.103)),
+    "black_book": ((-0.015, -0.067, 0.002), (0.014, 0.043, 0.137)),
+    "chefmate_8_frypan": ((-0.097, -0.103, 0.001), (0.259, 0.101, 0.059)),
 }
 DEFAULT_EXTENT = ((-0.03, -0.03, -0.03), (0.03, 0.03, 0.03))
+
+# Articulated fixture parts, measured once from the LIBERO assets (wooden/white cabinets share one model, and
+# every scene uses the same flat stove). Local frames are the fixture body's; metres, radians.
+DRAWER_HANDLE = np.array([-0.006, -0.113, -0.004])
+"""A drawer's handle bar (16 mm square, 9 cm long along local x) relative to the drawer's region site (which
+slides with the drawer), cabinet frame."""
+DRAWER_OUT = np.array([0.0, -1.0, 0.0])
+"""Direction a drawer slides out (its joint position goes negative), cabinet frame."""
+DRAWER_FLOOR = 0.027
+"""Height of a drawer's floor below its region site."""
+DRAWER_INNER_FRONT = -0.084
+"""Local y of a drawer front's inner face relative to its region site (the drawer is 17 cm deep inside and opens
+up to 16 cm; the handles of the drawers above stick out 3 cm from the cabinet)."""
+DRAWER_PLACE_GAP = 0.005
+"""Gap between an object put into a drawer and the inside of the drawer's front, metres: the object goes as far
+out as it can, clear of the handles of the drawers above."""
+DRAWER_OPEN, DRAWER_CLOSED = -0.14, 0.0
+"""LIBERO's `Open` holds below the first slide position, `Close` above the second (cabinet `is_open`/`is_close`)."""
+KNOB_FIN = np.array([-0.0174, 0.0014])
+"""Centre of a stove knob's fin (7 cm long along local x, 2.4 cm thick) relative to the knob axis, which is the
+stove body's origin, at knob angle 0, stove frame."""
+KNOB_FIN_TOP = 0.05
+"""Height of the fin's top above the stove body's origin."""
+KNOB_ON = 0.5
+"""Knob angle at and above which LIBERO counts the stove as turned on (`FlatStove.turn_on`), rad."""
+
+CABINET_CARCASS = ((-0.123, -0.078, 0.005), (0.131, 0.112, 0.223))
+"""A cabinet's body without its drawers' fronts and handles (local frame, lo/hi, as EXTENTS)."""
+DRAWER_BOX = ((-0.11, -0.0892, -0.0375), (0.11, 0.0831, 0.032))
+"""A drawer's body relative to its region site, cabinet frame (lo/hi)."""
+HANDLE_BOX = ((-0.052, -0.121, -0.015), (0.04, -0.089, 0.007))
+"""A drawer's handle bar with its mounts relative to the drawer's region site, cabinet frame (lo/hi)."""
+
+# The Panda hand's collision geometry (robosuite meshes) as boxes in the end-effector frame (origin at the grip
+# site; x across the fingers, y the closing axis, z the approach axis, pointing out of the fingertips), lo/hi.
+HAND_BOX = ((-0.0316, -0.102, -0.123), (0.0316, 0.102, -0.031))
+FINGERS_CLOSED_BOX = ((-0.0105, -0.0264, -0.0445), (0.0105, 0.0264, 0.0092))
 
 ROUND = {"akita_black_bowl", "alphabet_soup", "tomato_sauce", "glazed_rim_porcelain_ramekin", "plate", "wine_bottle"}
 """Categories whose horizontal footprint is (nearly) circular: grasp yaw is free."""
 
-BOWLS = {"akita_black_bowl"}
-"""Categories too wide for the gripper: grasped at the rim, fingers straddling the wall."""
+RIMS: dict[str, tuple[tuple[float, float], float, float | None]] = {
+    "akita_black_bowl": ((0.0, 0.0), 0.047, None),
+    "porcelain_mug": ((0.0125, -0.001), 0.0455, np.pi),
+    "white_yellow_mug": ((-0.0185, 0.0), 0.050, 0.0),
+}
+"""Categories too wide for the gripper, grasped at the rim with the fingers straddling the wall (a bowl, mugs): the
+rim's centre in the object frame (xy), the radius of the grasp point on the wall, and the direction of a handle
+in the object frame (rad; rim points near it are avoided) or None, metres."""
+HOLDS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "moka_pot": ((0.03, 0.0, 0.057, np.pi / 2), (-0.03, 0.0, 0.057, np.pi / 2)),
+}
+"""Categories grasped at fixed places in the object frame: (x, y, z of the grip site, direction of the closing
+axis, rad). A moka pot (13 cm tall, 8 cm wide, a handle and a spout on opposite sides, a knob on top) is held
+across the top of its body, off to the side so the hand clears the knob (the hand's underside is 3 cm above the
+grip site)."""
 
 CONTAINERS = {"akita_black_bowl", "basket", "plate"}
 """Categories that receive objects: release just above their top/rim."""
@@ -107,6 +164,16 @@ def top_down(yaw: float) -> np.ndarray:
 def gripper_yaw(r: np.ndarray) -> float:
     """Yaw of the finger-closing axis (column 1 of the eef rotation), inverse of `top_down`."""
     return float(np.arctan2(r[0, 1], -r[1, 1]))
+
+
+def pointing(direction: np.ndarray, roll: float = 0.0) -> np.ndarray:
+    """End-effector orientation pointing horizontally along `direction` (xy), the fingers closing vertically
+    (closing axis +z) when `roll` is 0 and tilted by `roll` (rad) about the pointing axis otherwise (pi: -z)."""
+    z = np.array([direction[0], direction[1], 0.0])
+    z /= max(np.linalg.norm(z), 1e-9)
+    side = np.cross(np.array([0.0, 0.0, 1.0]), z)
+    y = np.cos(roll) * np.array([0.0, 0.0, 1.0]) - np.sin(roll) * side
+    return np.column_stack([np.cross(y, z), y, z])
 
 
 def wrap_half_pi(yaw: float, ref: float = 0.0) -> float:

@@ -1,9 +1,11 @@
 """Scripted LIBERO expert: a waypoint state machine over privileged ground truth (object poses, goal predicates).
 
-This module is the driver: it turns an observation into a `View`, runs one phase step per action (the phase
-table of the goal's skill, `pick_place.PHASES`; see `control.py` for the phase contract), servos, limits
-the actions and predicts the hand inside open-loop chunks. Uses only `obs.proprio` and `obs.privileged`, so
-it drives any suite that exposes `PrivilegedState`.
+This module is the driver: it plans the goal into steps (`planner.plan_goal`: pick-and-place, opening or
+closing a drawer, turning a knob, pushing), turns an observation into a `View`, runs one phase step per action
+(the phase tables of the skills, `pick_place.PHASES` and `articulated.PHASES`; see `control.py` for the phase
+contract), moves on to the next step when a step's skill is done, servos, limits the actions and predicts the
+hand inside open-loop chunks. Uses only `obs.proprio` and `obs.privileged`, so it drives any suite that
+exposes `PrivilegedState`.
 
 Action contract (robosuite OSC_POSE delta, as LIBERO): a[:3] eef translation, 1.0 = 0.05 m; a[3:6] world-frame
 axis-angle rotation, 1.0 = 0.5 rad; a[6] gripper, -1 open / +1 close. Every action is finite and in [-1, 1].
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from policies.base import PolicyOutput
-from policies.expert import pick_place
+from policies.expert import articulated, pick_place
 from policies.expert.control import OPEN, PROGRESS, View
 from policies.expert.geometry import mat_from_rotvec, quat_xyzw_to_mat, rotvec_from_mat
-from policies.expert.planner import Grasp, PickPlace, Unsupported, parse_goal
+from policies.expert.planner import Articulate, Grasp, PickPlace, Push, Step, TurnOn, Unsupported, plan_goal
 from tasks.base import ObsSpec, Observation, TaskSpec
 
 POS_SCALE = 0.05
@@ -102,14 +104,29 @@ class State:
     """Eef height minus carried object's bottom, metres."""
     retries: int = 0
     """Regrasps so far."""
+    memo: dict = field(default_factory=dict)
+    """What an articulated skill remembers within its step (hand roll or yaw, knob angle at the grip, ...)."""
 
 
-PHASES = pick_place.PHASES
+PHASES = {**pick_place.PHASES, **articulated.PHASES}
 """Phase name -> `control.Phase` of every skill the driver runs (a new skill merges its table in here)."""
 
 
+def first_phase(step: Step) -> str:
+    """The phase a plan step starts in."""
+    if isinstance(step, PickPlace):
+        return pick_place.FIRST
+    if isinstance(step, Articulate):
+        return articulated.FIRST[step.action]
+    if isinstance(step, TurnOn):
+        return articulated.FIRST["turnon"]
+    if isinstance(step, Push):
+        return articulated.FIRST["push"]
+    raise TypeError(f"no skill runs {step!r}")
+
+
 class LiberoExpert:
-    """Privileged scripted pick-and-place expert for LIBERO (see module docstring).
+    """Privileged scripted expert for LIBERO (see module docstring).
 
     Phase steps (`control.Phase.step`) read `config`, `task` and `state` and call `goto`, `timed_out`,
     `stalled` and `servo`."""
@@ -119,12 +136,17 @@ class LiberoExpert:
     def __init__(self, config: ExpertConfig | None = None):
         self.config = config or ExpertConfig()
         self.obs_spec = ObsSpec(cameras=tuple(self.config.cameras), resolution=self.config.resolution, privileged=True)
-        self.task: PickPlace | Unsupported | None = None
+        self.plan: tuple[Step, ...] | Unsupported | None = None
+        self.task: Step | Unsupported | None = None
+        """The plan step being run."""
+        self.step_index = 0
         self.state = State()
         self._prev = np.zeros(7)
 
     def reset(self, task: TaskSpec, seed: int) -> None:
+        self.plan = None
         self.task = None
+        self.step_index = 0
         self.state = State()
         self._prev = np.zeros(7)
         self._prev[6] = OPEN
@@ -141,9 +163,14 @@ class LiberoExpert:
             grip=float(np.sum(np.abs(p["gripper_qpos"]))),
             objects={k: np.asarray(v, np.float64) for k, v in priv.objects.items()},
             sites={k: np.asarray(v, np.float64) for k, v in priv.sites.items()},
+            joints={k: np.asarray(v, np.float64) for key in ("fixture_joints", "site_joints")
+                    for k, v in priv.extra.get(key, {}).items()},
         )
-        if self.task is None:
-            self.task = parse_goal(priv.goal, view.objects, view.sites)
+        if self.plan is None:
+            self.plan = plan_goal(priv.goal, view.objects, view.sites, view.joints)
+            self.task = self.plan if isinstance(self.plan, Unsupported) else self.plan[0]
+            if not isinstance(self.task, Unsupported):
+                self.state.phase = first_phase(self.task)
         actions, info = [], {}
         for i in range(max(1, self.config.chunk)):
             action, step_info = self._step(view)
@@ -159,12 +186,20 @@ class LiberoExpert:
         task, s = self.task, self.state
         if isinstance(task, Unsupported):
             return self._finish(np.zeros(3), np.zeros(3), OPEN), {"phase": "idle", "unsupported": task.reason}
+        if s.phase == "done" and self.step_index + 1 < len(self.plan):
+            # The step's skill is done: the next step starts from fresh memory (its skill's first phase).
+            self.step_index += 1
+            self.task = self.plan[self.step_index]
+            s = self.state = State(phase=first_phase(self.task), last_grip=s.last_grip, last_pos=s.last_pos)
         s.steps_in_phase += 1
         pos_a, rot_a, gripper = PHASES[s.phase].step(self, v)
         # What the next step's at-rest and fingers-still checks compare against.
         s.last_grip = v.grip
         s.last_pos = v.eef_pos.copy()
-        return self._finish(pos_a, rot_a, gripper), {"phase": s.phase}
+        info = {"phase": s.phase}
+        if len(self.plan) > 1:
+            info["step"] = self.step_index
+        return self._finish(pos_a, rot_a, gripper), info
 
     def goto(self, phase: str) -> None:
         """Enter `phase` at its first step (with fresh stall tracking)."""
@@ -227,4 +262,4 @@ class LiberoExpert:
             pose[:3] += dp
             objects[task.obj] = pose
         grip = float(np.clip(v.grip - FINGER_RATE * action[6], 0.0, FINGER_MAX))
-        return View(v.eef_pos + dp, rot, grip, objects, v.sites, predicted=True)
+        return View(v.eef_pos + dp, rot, grip, objects, v.sites, predicted=True, joints=v.joints)

@@ -5,6 +5,11 @@ transport (above the place target, flying only as high as obstacles ahead demand
 -> retreat -> done. A grasp that did not lift the object, or an object that slipped out in transport, goes
 through regrasp (open, back off upwards) to a fresh approach, at most `ExpertConfig.max_retries` times.
 Every phase holds the hand top-down at the grasp yaw. Distances are metres, angles radians, counts steps.
+
+Grasps come from `planner.plan_grasp` (rim grasps for bowls and mugs, fixed holds for a moka pot, top grasps
+otherwise). Placing into a drawer also keeps the hand and the carried object clear of the drawers that stick out
+(`planner.drawer_solids`); mugs, which swing when held at the rim, are lowered until their foot lands; objects on
+fixed holds are let go only once the fingers have opened, and the hand slides off them before rising.
 """
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.expert.control import CLOSE, OPEN, PROGRESS, Command, Phase, View
-from policies.expert.geometry import Box, gripper_yaw, top_down
-from policies.expert.planner import clearance_bottom, hand_clearance_path, place_target, plan_grasp
+from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, fingers_still, hold_open,
+                                     shape, shaped)
+from policies.expert.geometry import EXTENTS, HOLDS, Box, category, gripper_yaw, top_down
+from policies.expert.planner import (BOWL_RIM_DEPTH, RELEASE_GAP, clearance_bottom, drawer_solids, drawer_target,
+                                     hand_clearance_path, place_target, plan_grasp)
 
 if TYPE_CHECKING:
     from policies.expert.libero import LiberoExpert
@@ -39,8 +46,6 @@ MAX_AVOIDED = 3
 """Rim directions given up at most before the approach sticks with its plan."""
 DESCEND_TOL = 0.006
 """Distance to the grasp point at which the fingers close, metres."""
-FINGERS_STILL = 4e-4
-"""Finger-opening change per step below which the fingers have stopped, metres."""
 GRASP_MIN_STEPS = 6
 """Steps the close command is held at least before the fingers may count as stopped."""
 LIFTED_RISE = 0.015
@@ -57,6 +62,17 @@ TRANSPORT_TOL = 0.01
 """Distance to the hover point at which lowering starts, metres."""
 TRANSPORT_STALL_RANGE = 0.03
 """Distance to the hover point within which a stalled transport lowers anyway, metres."""
+HOLD_BACKOFF = 0.025
+"""Sideways move away from the object's axis after releasing a fixed hold, before rising, metres."""
+HOLD_RELEASE_OPENING = 0.006
+"""Opening the fingers gain before a release from a fixed hold counts as done, metres."""
+SWINGS = {"porcelain_mug", "white_yellow_mug", "red_coffee_mug"}
+"""Categories that swing when held at the rim (tall, their weight off the grasp point): lowered until their foot
+is SWING_LAND over the surface (the hand aims SWING_SINK lower), not to a height measured at the grasp."""
+SWING_SINK = 0.03
+"""How far below the measured release height the hand aims when lowering a swinging object, metres."""
+SWING_LAND = 0.006
+"""Height of a swinging object's foot over the surface at which it is let go, metres."""
 LOWER_TOL = 0.008
 """Distance to the release point at which the gripper opens, metres."""
 RELEASE_MIN_STEPS = 5
@@ -65,12 +81,6 @@ RETREAT_RISE = 0.1
 """Rise of the hand above the release point after opening, metres."""
 RETREAT_TOL = 0.02
 """Distance to the retreat point at which the expert is done, metres."""
-SHAPE_UNDER = 0.025
-"""Finger opening below a pre-shape width at which the fingers open fully first, metres."""
-SHAPE_OVER = 0.004
-"""Finger opening above a pre-shape width at which the fingers close further, metres."""
-SHAPED_OVER = 0.01
-"""Finger opening above a pre-shape width still counted as shaped, metres."""
 
 
 # -- phases ------------------------------------------------------------------------------------------------
@@ -81,7 +91,7 @@ def approach(ex: LiberoExpert, v: View) -> Command:
     if s.steps_in_phase == 1 or s.grasp is None:
         # Plan once per approach (re-planning every step lets near-tied rim choices flip-flop); afterwards
         # only follow the object's drift.
-        s.grasp = plan_grasp(obj, v.objects, gripper_yaw(v.eef_rot), tuple(s.avoid))
+        s.grasp = plan_grasp(obj, v.objects, gripper_yaw(v.eef_rot), tuple(s.avoid), **_grasp_context(ex, v))
         s.grasp_obj_pos = v.objects[obj][:3].copy()
         s.approach_best, s.approach_stall = np.inf, 0
     elif not v.predicted:
@@ -89,10 +99,14 @@ def approach(ex: LiberoExpert, v: View) -> Command:
         s.grasp = replace(s.grasp, pos=s.grasp.pos + drift)
         s.grasp_obj_pos = v.objects[obj][:3].copy()
     s.obj_start_z = float(v.objects[obj][2])
-    pre = s.grasp.pos + np.array([0, 0, ex.config.approach_height])
+    pre = s.grasp.pos + np.array([0, 0, ex.config.approach_height if s.grasp.above is None else s.grasp.above])
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + APPROACH_CEILING))])
+    moved = _moved_parts(ex, v)
+    if moved and np.linalg.norm(v.eef_pos[:2] - pre[:2]) > APPROACH_TOL:
+        # Fly above the fixture parts that moved (an opened drawer and its handle) until over the grasp.
+        target[2] = max(target[2], hand_clearance_path(v.eef_pos[:2], pre[:2], s.grasp.yaw, {}, obj, **moved))
     pos_a, rot_a, dist, ang = ex.servo(v, target, top_down(s.grasp.yaw))
-    gripper = _shape(v, s.grasp.width if dist < PRESHAPE_RANGE else None)
+    gripper = shape(v, s.grasp.width if dist < PRESHAPE_RANGE else None)
     at_rest = v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP
     if not v.predicted and s.grasp.theta is not None:
         # A rim point the hand cannot reach (arm limit, obstacle) shows as no progress: pick another.
@@ -100,7 +114,7 @@ def approach(ex: LiberoExpert, v: View) -> Command:
             s.approach_best, s.approach_stall = dist, 0
         else:
             s.approach_stall += 1
-    arrived = dist < APPROACH_TOL and ang < APPROACH_ANGLE_TOL and at_rest and _shaped(v, s.grasp.width)
+    arrived = dist < APPROACH_TOL and ang < APPROACH_ANGLE_TOL and at_rest and shaped(v, s.grasp.width)
     if arrived or ex.timed_out():
         ex.goto("descend")
     elif s.approach_stall >= REROUTE_STALL and dist > REROUTE_MIN_DIST and len(s.avoid) < MAX_AVOIDED:
@@ -114,7 +128,7 @@ def descend(ex: LiberoExpert, v: View) -> Command:
     """Straight down to the grasp point, keeping the pre-shape."""
     s = ex.state
     pos_a, rot_a, dist, _ = ex.servo(v, s.grasp.pos, top_down(s.grasp.yaw))
-    gripper = _shape(v, s.grasp.width)
+    gripper = shape(v, s.grasp.width)
     if dist < DESCEND_TOL or ex.stalled(dist) or ex.timed_out():
         s.hold_pos = v.eef_pos.copy()
         ex.goto("grasp")
@@ -125,7 +139,7 @@ def grasp(ex: LiberoExpert, v: View) -> Command:
     """Close in place until the fingers stop, then measure the hold and plan the carry."""
     s = ex.state
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
-    if (s.steps_in_phase >= GRASP_MIN_STEPS and _fingers_still(ex, v)) or ex.timed_out():
+    if (s.steps_in_phase >= GRASP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
         _start_carry(ex, v)
         ex.goto("lift")
     return pos_a, rot_a, CLOSE
@@ -163,13 +177,13 @@ def transport(ex: LiberoExpert, v: View) -> Command:
     never below the hover point."""
     goals = _carry_goal(ex, v)
     if goals is None:
-        return _hold_open()
+        return hold_open()
     xy, goal_xy = goals
     s, task = ex.state, ex.task
     obj_xy = v.eef_pos[:2] + s.offset[:2] + _centre_shift(ex, v)
     need = max(
-        clearance_bottom(task, v.objects, obj_xy, xy) + s.bottom_below_eef,
-        hand_clearance_path(v.eef_pos[:2], goal_xy, s.grasp.yaw, v.objects, task.obj),
+        clearance_bottom(task, v.objects, obj_xy, xy, **_moved_parts(ex, v)) + s.bottom_below_eef,
+        hand_clearance_path(v.eef_pos[:2], goal_xy, s.grasp.yaw, v.objects, task.obj, **_moved_parts(ex, v)),
     )
     hover = s.release_z + s.bottom_below_eef + ex.config.hover_height
     target = np.array([goal_xy[0], goal_xy[1], max(need, hover)])
@@ -183,12 +197,26 @@ def lower(ex: LiberoExpert, v: View) -> Command:
     """Down to the release height over the place target."""
     goals = _carry_goal(ex, v)
     if goals is None:
-        return _hold_open()
-    _, goal_xy = goals
+        return hold_open()
+    xy, goal_xy = goals
     s = ex.state
-    target = np.array([goal_xy[0], goal_xy[1], s.release_z + s.bottom_below_eef])
+    swings = category(ex.task.obj) in SWINGS
+    if swings:
+        # An object that swings in the hand makes the tracked offset wander: correct once for where the object
+        # hangs now, then go straight down until its bottom reaches the release height.
+        if "lower_xy" not in s.memo:
+            s.memo["lower_xy"] = v.eef_pos[:2] + xy - Box(ex.task.obj, v.objects[ex.task.obj]).centre[:2]
+        goal_xy = s.memo["lower_xy"]
+    target = np.array([goal_xy[0], goal_xy[1], s.release_z + s.bottom_below_eef - (SWING_SINK if swings else 0.0)])
     pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
-    if dist < LOWER_TOL or ex.stalled(dist) or ex.timed_out():
+    if swings:
+        # Its bottom as if upright (it hangs tilted: the tilted box's lowest corner is lower than its foot).
+        foot = float(v.objects[ex.task.obj][2]) + EXTENTS[category(ex.task.obj)][0][2]
+        landed = not v.predicted and foot < s.release_z - RELEASE_GAP + SWING_LAND
+        done = dist < LOWER_TOL or landed or ex.timed_out()
+    else:
+        done = dist < LOWER_TOL or ex.stalled(dist) or ex.timed_out()
+    if done:
         s.hold_pos = v.eef_pos.copy()
         ex.goto("release")
     return pos_a, rot_a, CLOSE
@@ -198,7 +226,13 @@ def release(ex: LiberoExpert, v: View) -> Command:
     """Open in place until the fingers stop."""
     s = ex.state
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
-    if (s.steps_in_phase >= RELEASE_MIN_STEPS and _fingers_still(ex, v)) or ex.timed_out():
+    opened = True
+    if category(ex.task.obj) in HOLDS:
+        # Held nearly wide open, the fingers are still for a while before they start to open: wait until they
+        # have opened.
+        start = s.memo.setdefault("release_grip", v.grip)
+        opened = v.predicted or v.grip > start + HOLD_RELEASE_OPENING
+    if (s.steps_in_phase >= RELEASE_MIN_STEPS and fingers_still(ex, v) and opened) or ex.timed_out():
         ex.goto("retreat")
     return pos_a, rot_a, OPEN
 
@@ -207,15 +241,25 @@ def retreat(ex: LiberoExpert, v: View) -> Command:
     """Rise clear of the placed object."""
     s = ex.state
     target = s.hold_pos + np.array([0, 0, RETREAT_RISE])
+    if category(ex.task.obj) in HOLDS:
+        # A fixed hold beside the object's axis: the open fingers still touch it; slide away from its axis first.
+        if "away" not in s.memo:
+            d = s.hold_pos[:2] - np.asarray(v.objects[ex.task.obj][:2])
+            s.memo["away"] = np.append(d / max(float(np.linalg.norm(d)), 1e-6) * HOLD_BACKOFF, 0.0)
+            s.memo["backed"] = False
+        if not s.memo["backed"]:
+            target = s.hold_pos + s.memo["away"]
     pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
-    if dist < RETREAT_TOL or ex.timed_out():
+    if category(ex.task.obj) in HOLDS and not s.memo["backed"]:
+        s.memo["backed"] = dist < RETREAT_TOL / 2
+    elif dist < RETREAT_TOL or ex.timed_out():
         ex.goto("done")
     return pos_a, rot_a, OPEN
 
 
 def done(ex: LiberoExpert, v: View) -> Command:
     """Hold still, gripper open, until the episode ends."""
-    return _hold_open()
+    return hold_open()
 
 
 # max_steps: each phase's safety timeout, steps.
@@ -236,9 +280,29 @@ FIRST = "approach"
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
-def _hold_open() -> Command:
-    """Stand still with the gripper opening."""
-    return np.zeros(3), np.zeros(3), OPEN
+def _grasp_context(ex: LiberoExpert, v: View) -> dict:
+    """Extra inputs of `plan_grasp`: for a fixed hold of an object put beside others on a shared region, the side
+    its foot swings to; when placing into a drawer, the drawers that stick out are obstacles and the hand
+    must also clear the cabinet where the object is put down. Nothing otherwise."""
+    task = ex.task
+    if category(task.obj) in HOLDS and any(task.shift):
+        # Objects spread over one region (along +x, see `planner._spread`) all lean the same way: toward +x.
+        # The first one's foot swings toward the middle, and none swings into the one placed before it.
+        return {"side": np.array([1.0, 0.0])}
+    cabinet = drawer_target(task, v.objects, v.sites)
+    if cabinet is None:
+        return {}
+    solids = tuple(drawer_solids(v.objects, v.sites, v.joints, cabinet))
+    box = Box(task.obj, v.objects[task.obj])
+    xy, release_z = place_target(task, v.objects, v.sites)
+    return {"extra": solids, "place": (xy, release_z + box.top - BOWL_RIM_DEPTH - box.bottom, solids)}
+
+
+def _moved_parts(ex: LiberoExpert, v: View) -> dict:
+    """Obstacles beyond the objects' boxes for the carry: when placing into a drawer, the cabinet's drawers where
+    they are (an opened one sticks out in front of the cabinet). Nothing otherwise."""
+    cabinet = drawer_target(ex.task, v.objects, v.sites)
+    return {} if cabinet is None else {"extra": tuple(drawer_solids(v.objects, v.sites, v.joints, cabinet))}
 
 
 def _start_carry(ex: LiberoExpert, v: View) -> None:
@@ -248,7 +312,7 @@ def _start_carry(ex: LiberoExpert, v: View) -> None:
     s.offset = v.objects[task.obj][:3] - v.eef_pos
     s.bottom_below_eef = float(v.eef_pos[2] - box.bottom)
     goal_xy, s.release_z = place_target(task, v.objects, v.sites)
-    clear = clearance_bottom(task, v.objects, box.centre[:2], goal_xy, lookahead=0.05)
+    clear = clearance_bottom(task, v.objects, box.centre[:2], goal_xy, lookahead=0.05, **_moved_parts(ex, v))
     s.carry_z = max(clear + s.bottom_below_eef, v.eef_pos[2] + ex.config.lift_height)
 
 
@@ -273,20 +337,3 @@ def _centre_shift(ex: LiberoExpert, v: View) -> np.ndarray:
     """Offset between the carried object's body origin and its geometric centre, xy metres."""
     box = Box(ex.task.obj, v.objects[ex.task.obj])
     return box.centre[:2] - box.pos[:2]
-
-
-def _fingers_still(ex: LiberoExpert, v: View) -> bool:
-    """The finger opening stopped changing (always true inside an open-loop prediction)."""
-    return v.predicted or abs(v.grip - ex.state.last_grip) < FINGERS_STILL
-
-
-def _shape(v: View, width: float | None) -> float:
-    """Gripper command pre-shaping the finger opening to `width` m (None: open); 0 holds the opening."""
-    if width is None or v.grip < width - SHAPE_UNDER:
-        return OPEN
-    return CLOSE if v.grip > width + SHAPE_OVER else 0.0
-
-
-def _shaped(v: View, width: float | None) -> bool:
-    """The fingers are pre-shaped to `width` m (None: any opening; always true inside a prediction)."""
-    return v.predicted or width is None or width - SHAPE_UNDER <= v.grip <= width + SHAPED_OVER

@@ -1,28 +1,35 @@
 """Goal parsing and grasp/place geometry for the scripted expert.
 
 Everything here is a pure function of the privileged ground truth (metres, world frame, quaternions wxyz):
-which object to move where, the top-down grasp (grip-site position + yaw), the carry height and the
-release height. No simulator access.
+which steps the goal asks for and in which order (`plan_goal`), which object to move where, the top-down grasp
+(grip-site position + yaw), the carry height and the release height. No simulator access.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from policies.expert.geometry import BOWLS, CONTAINERS, ROUND, Box, category, wrap_half_pi
+from policies.expert.geometry import (CABINET_CARCASS, CONTAINERS, DRAWER_BOX, DRAWER_FLOOR, DRAWER_INNER_FRONT,
+                                      DRAWER_OUT, DRAWER_PLACE_GAP, HAND_BOX, HANDLE_BOX, HOLDS, RIMS, ROUND, Box,
+                                      category, quat_wxyz_to_mat, top_down, wrap_half_pi)
 
 GRIPPER_MAX_WIDTH = 0.075
 """Widest object span the Panda fingers close around with margin, metres."""
-BOWL_RIM_RADIUS = 0.047
-"""Horizontal distance from a bowl's axis to the grasp point on its wall, metres."""
+HOLD_ABOVE = 0.08
+"""Least height of the pre-grasp point above a fixed hold, metres (as the default approach height)."""
+HOLD_TOP_CLEAR = 0.025
+"""Height of the pre-grasp point above the top of an object held low, metres (the fingertips reach 1 cm below
+the grip site)."""
+HANDLE_AVOID = 1.0
+"""Rim points within this angle of a mug's handle are ruled out, rad."""
 BOWL_RIM_DEPTH = 0.022
 """Grip-site depth below a bowl's rim when grasping the wall, metres."""
 RIM_GRASP_WIDTH = 0.05
 """Finger opening for rim grasps: a narrow hand fits between a bowl and drawer walls or neighbours, metres."""
 GRASP_DEPTH = 0.03
 """Grip-site depth below an ordinary object's top, metres (clamped above its bottom by FINGER_CLEARANCE)."""
-GRASP_DEPTH_BY_CATEGORY = {"wine_bottle": 0.075}
+GRASP_DEPTH_BY_CATEGORY = {"wine_bottle": 0.022}
 """Deeper grasps where the top is a narrow neck (grip the body instead), metres below the top."""
 FINGER_CLEARANCE = 0.012
 """Lowest grip-site height above an object's bottom: the fingertips reach ~1 cm below the grip site."""
@@ -34,6 +41,11 @@ AVOID_ANGLE = 0.7
 """Rim directions within this angle (rad) of a direction that already failed are penalised."""
 RELEASE_GAP = 0.012
 """Height of a carried object's bottom above the receiving surface when the gripper opens, metres."""
+RELEASE_GAP_BY_CATEGORY = {"moka_pot": 0.004}
+"""Smaller drops for tall objects on a small foot, which tip over from RELEASE_GAP, metres."""
+SURFACES = {"flat_stove": 0.026}
+"""Height of the surface a fixture's regions receive objects on, above its body origin, where its box's top is
+higher (a stove's burner plate lies 2.4 cm below the top of its knob), metres."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,10 @@ class PickPlace:
     relation: str
     obj: str
     target: str
+    shift: tuple[float, float] = (0.0, 0.0)
+    """Offset of the place point from the target's centre (world xy, metres): objects that share a target
+    region are spread over it."""
+
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,9 @@ class Grasp:
     """Finger opening to pre-shape to before descending, metres; None = fully open."""
     theta: float | None = None
     """Rim grasps: direction (rad, world yaw) from the bowl's axis to the grasp point; None otherwise."""
+    above: float | None = None
+    """Height of the pre-grasp point above the grasp point where the approach height would not clear the object's
+    top (low holds), metres; None = `ExpertConfig.approach_height`."""
 
 
 def parent_object(site: str, objects: dict[str, np.ndarray]) -> str | None:
@@ -68,27 +87,190 @@ def parent_object(site: str, objects: dict[str, np.ndarray]) -> str | None:
     return max(owners, key=len) if owners else None
 
 
-def parse_goal(goal, objects: dict, sites: dict) -> PickPlace | Unsupported:
-    """Pick the single pick-and-place task the goal asks for, or say why it is not supported."""
-    moves, other = [], []
+@dataclass(frozen=True)
+class Articulate:
+    """Open or close (`action`) a drawer (its region site)."""
+
+    action: str
+    target: str
+    owner: str
+    """The cabinet the drawer belongs to."""
+    to: float | None = None
+    """Drawer opening: the slide position to open to, metres (None: all the way, DRAWER_FULL)."""
+
+
+@dataclass(frozen=True)
+class TurnOn:
+    """Turn a stove's knob until the fixture counts as on."""
+
+    obj: str
+
+
+@dataclass(frozen=True)
+class Push:
+    """Slide `obj` along the table until it lies on the region site `target` (objects too wide to grasp)."""
+
+    obj: str
+    target: str
+
+
+Step = PickPlace | Articulate | TurnOn | Push
+"""One step of a plan; each is run by its skill's phases (`libero.SKILLS`)."""
+
+DRAWER_FULL = -0.155
+"""Slide position a drawer is opened to (see `articulated.PULL_TARGET`), metres."""
+DRAWER_PARTIAL = -0.12
+"""Slide position a drawer is opened to when an object to go in stands right in front of it, metres: the
+drawer's front stays 4 cm further back than open all the way, and the opening (11.5 cm) still takes a bowl."""
+DRAWER_AJAR = 0.05
+"""Slide travel from which a drawer counts as open enough to be pushed open from inside (`articulated.NUDGE_MIN`)."""
+DRAWER_BLOCK_NEAR = 0.07
+"""An object whose footprint comes this close to the drawer opened all the way is in the hand's way, metres."""
+SHARED_SPACING = 0.10
+"""Distance between objects put on one region site, metres (two moka pots on a burner)."""
+DRAWERS = {"wooden_cabinet", "white_cabinet"}
+"""Fixture categories whose region sites are drawers (`site_joints`: the slide, negative = pulled out)."""
+KNOBS = {"flat_stove"}
+"""Fixture categories turned on by a knob (`fixture_joints`)."""
+SLOTS = {"wine_rack", "desk_caddy"}
+"""Fixtures whose regions take an object only in one orientation (a bottle lying in a rack's groove, a book
+upright in a caddy's compartment): no skill yet."""
+PUSHED = {"plate"}
+"""Object categories moved over the table by pushing rather than grasping (wider than the open gripper)."""
+
+
+def plan_goal(goal, objects: dict, sites: dict, joints: dict | None = None) -> tuple[Step, ...] | Unsupported:
+    """The steps that reach every goal predicate, in an order that works: opening first (a drawer that an
+    object goes into is opened first even when the goal does not say so, and only partly when the object stands
+    right in front of it, `_open_for`; a skill whose effect already holds ends at once), then turning on, then
+    moving objects in goal order, then closing. `joints`: as `View.joints` (the drawers' slides)."""
+    if not goal:
+        return Unsupported("empty goal")
+    joints = joints or {}
+    opens, turns, middle, closes = [], [], [], []
     for pred in goal:
-        if len(pred) == 3 and pred[0] in ("on", "in") and pred[1] in objects:
-            moves.append(PickPlace(pred[0], pred[1], pred[2]))
+        if len(pred) == 2 and pred[0] in ("open", "close"):
+            owner = pred[1] if pred[1] in objects else parent_object(pred[1], objects)
+            if owner is None or (pred[1] not in sites and pred[1] not in objects):
+                return Unsupported(f"unknown target {pred[1]}")
+            cat = category(owner)
+            if not (pred[1] in sites and cat in DRAWERS):
+                # Hinged doors (a microwave's) have no skill yet.
+                return Unsupported(f"predicate {' '.join(pred)}")
+            (opens if pred[0] == "open" else closes).append(Articulate(pred[0], pred[1], owner))
+        elif len(pred) == 2 and pred[0] == "turnon":
+            if pred[1] not in objects or category(pred[1]) not in KNOBS:
+                return Unsupported(f"predicate {' '.join(pred)}")
+            turns.append(TurnOn(pred[1]))
+        elif len(pred) == 3 and pred[0] in ("on", "in") and pred[1] in objects:
+            step = _move(pred, objects, sites)
+            if isinstance(step, Unsupported):
+                return step
+            owner = drawer_target(step, objects, sites) if isinstance(step, PickPlace) else None
+            if owner is not None:
+                opener = Articulate("open", step.target, owner, _open_for(step, owner, objects, sites, joints))
+                if all(o.target != opener.target for o in opens):
+                    opens.append(opener)
+            middle.append(step)
         else:
-            other.append(pred)
-    if other:
-        return Unsupported(f"predicate {' '.join(other[0])}")
-    if len(moves) != 1:
-        return Unsupported(f"{len(moves)} pick-and-place predicates")
-    move = moves[0]
+            return Unsupported(f"predicate {' '.join(pred)}")
+    return tuple(dict.fromkeys(opens + turns + _spread(middle, objects) + closes))
+
+
+def _open_for(move: PickPlace, cabinet: str, objects: dict, sites: dict, joints: dict) -> float | None:
+    """How far to open the drawer `move` puts its object into: all the way (None), unless the object stands so
+    close in front of the drawer that the drawer, opened all the way, would be in the hand's way when it comes
+    down on the object (the hand is 21 cm long): then DRAWER_PARTIAL, which leaves it room and still takes the
+    object."""
+    box = Box(move.obj, objects[move.obj])
+    rot = quat_wxyz_to_mat(objects[cabinet][3:7])
+    site = np.asarray(sites[move.target][:3])  # slides with the drawer: where it is at slide position q
+    q = float(joints[move.target][0]) if move.target in joints else 0.0
+    if q < -DRAWER_AJAR:
+        return None  # already open that far: pushed the rest of the way from inside, without coming near
+    opened = site + rot @ DRAWER_OUT * (q - DRAWER_FULL)
+    front = [Solid(move.target, *_world_bounds(opened, rot, *DRAWER_BOX)),
+             Solid(move.target, *_world_bounds(opened, rot, *HANDLE_BOX))]
+    if min(_rect_distance(box.centre, d) for d in front) - footprint_half(box) > DRAWER_BLOCK_NEAR:
+        return None
+    return DRAWER_PARTIAL
+
+
+def _spread(steps: list[Step], objects: dict) -> list[Step]:
+    """Objects put `on` one region site side by side along world x (SHARED_SPACING apart, centred on the site),
+    so the second does not land on the first; containers (`in`) and objects as targets hold several anyway."""
+    out = []
+    for step in steps:
+        if isinstance(step, PickPlace) and step.relation == "on" and step.target not in objects:
+            peers = [p for p in steps if isinstance(p, PickPlace) and p.relation == "on" and p.target == step.target]
+            if len(peers) > 1:
+                k = peers.index(step)
+                step = replace(step, shift=((k - (len(peers) - 1) / 2) * SHARED_SPACING, 0.0))
+        out.append(step)
+    return out
+
+
+def _move(pred, objects: dict, sites: dict) -> Step | Unsupported:
+    """One `on`/`in` predicate as a step: a push for objects too wide to grasp onto a table region, else a
+    pick-and-place."""
+    move = PickPlace(pred[0], pred[1], pred[2])
     if move.target not in objects and move.target not in sites:
         return Unsupported(f"unknown target {move.target}")
     owner = parent_object(move.target, objects) if move.target in sites else None
-    if owner is not None and category(owner) == "wooden_cabinet" and not move.target.endswith("_top_side"):
-        return Unsupported(f"placing inside drawer {move.target}")
-    if owner is not None and category(owner) == "wine_rack":
-        return Unsupported(f"placing into rack {move.target}")
+    if category(move.obj) in PUSHED:
+        if move.target in sites and owner is None:
+            return Push(move.obj, move.target)
+        return Unsupported(f"carrying {move.obj}")
+    if owner is not None and category(owner) in SLOTS:
+        return Unsupported(f"placing into slot {move.target}")
     return move
+
+
+@dataclass(frozen=True)
+class Solid:
+    """A world axis-aligned box an obstacle occupies (as `Box` offers to the clearance helpers)."""
+
+    name: str
+    wlo: np.ndarray
+    whi: np.ndarray
+
+    @property
+    def top(self) -> float:
+        return float(self.whi[2])
+
+
+def _world_bounds(pos: np.ndarray, rot: np.ndarray, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    world = corners @ rot.T + pos
+    return world.min(0), world.max(0)
+
+
+def drawer_solids(objects: dict, sites: dict, joints: dict, cabinet: str) -> list[Solid]:
+    """A cabinet as its carcass plus each drawer's body and handle where the drawer's region site (which slides
+    with it) is: unlike the cabinet's `Box`, this sees drawers that stick out."""
+    pose = objects[cabinet]
+    pos, rot = np.asarray(pose[:3]), quat_wxyz_to_mat(pose[3:7])
+    solids = [Solid(cabinet, *_world_bounds(pos, rot, *CABINET_CARCASS))]
+    for site, sp in sites.items():
+        if site.startswith(cabinet + "_") and site in joints:
+            solids.append(Solid(site, *_world_bounds(np.asarray(sp[:3]), rot, *DRAWER_BOX)))
+            solids.append(Solid(site, *_world_bounds(np.asarray(sp[:3]), rot, *HANDLE_BOX)))
+    return solids
+
+
+def drawer_target(move: PickPlace, objects: dict, sites: dict) -> str | None:
+    """The cabinet whose drawer (region site) `move` places into, else None."""
+    if move.target not in sites:
+        return None
+    owner = parent_object(move.target, objects)
+    if owner is None or category(owner) not in DRAWERS or move.target == f"{owner}_top_side":
+        return None
+    return owner
+
+
+def footprint_half(box: Box) -> float:
+    """Half the side of an object's footprint (its radius for a round one), metres."""
+    return box.footprint_radius() / np.sqrt(2.0)
 
 
 def _rect_distance(p: np.ndarray, box: Box) -> float:
@@ -108,15 +290,24 @@ def _enclosing_cabinet(box: Box, others: list[Box]) -> Box | None:
     return None
 
 
-def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, ...] = ()) -> Grasp:
+def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, ...] = (),
+               extra: tuple[Solid, ...] = (), place: tuple[np.ndarray, float, tuple[Solid, ...]] | None = None,
+               side: np.ndarray | None = None) -> Grasp:
     """Top-down grasp of `obj`: position of the grip site between the fingertips, and the yaw.
 
-    `avoid`: rim directions (rad) of earlier rim grasps that stalled or missed; others are preferred."""
+    `avoid`: rim directions (rad) of earlier rim grasps that stalled or missed; others are preferred. For rim
+    grasps, `extra`: more obstacles for the hand (parts of fixtures that moved), and `place`: (centre xy the
+    object is put down at, grip-site height there, obstacles there): rim directions whose hand would not clear
+    them at the release are penalised like those blocked at the grasp (the yaw is held from grasp to release).
+    For fixed holds, `side`: world xy direction the hold should lie on from the object's axis (an object held off
+    its axis hangs tilted, its foot swinging toward the hold's side)."""
     box = Box(obj, objects[obj])
     others = [Box(n, p) for n, p in objects.items() if n != obj]
-    if box.cat in BOWLS:
+    if box.cat in RIMS:
         # Straddle the wall: fingers close radially. Pick the rim point with the most free space around it
         # (neighbours, fixtures), mildly preferring little wrist rotation.
+        offset, rim_radius, handle = RIMS[box.cat]
+        rim_centre = box.pos[:2] + box.rot[:2, :2] @ np.asarray(offset)
         thetas = np.linspace(-np.pi, np.pi, 24, endpoint=False)
         drawer = _enclosing_cabinet(box, others)
         if drawer is not None:
@@ -128,13 +319,26 @@ def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, 
         best = None
         for theta in thetas:
             radial = np.array([np.cos(theta), np.sin(theta)])
-            point = box.pos[:2] + BOWL_RIM_RADIUS * radial
+            point = rim_centre + rim_radius * radial
             yaw = wrap_half_pi(float(np.arctan2(radial[0], -radial[1])), 0.0)
-            near = [o for o in others if o.top > box.bottom + 0.01]
+            near = [o for o in others + list(extra) if o.top > box.bottom + 0.01]
             clear = min([_rect_distance(np.append(point, 0), o) for o in near] + [0.08])
             # The hand spans ~0.22 m along the finger axis: it must pass above whatever lies under it.
-            hand_need = _hand_clearance_z(point, np.array([np.sin(yaw), -np.cos(yaw)]), others)
+            finger_axis = np.array([np.sin(yaw), -np.cos(yaw)])
+            hand_need = _hand_clearance_z(point, finger_axis, others + list(extra))
             blocked = max(0.0, hand_need - (box.top - BOWL_RIM_DEPTH))
+            if extra:
+                # Parts of fixtures that moved: the hand must not sweep through them on its way down.
+                blocked += _sweep_overlap(np.append(point, box.top - BOWL_RIM_DEPTH), yaw, extra)
+            if place is not None:
+                place_xy, place_z, place_others = place
+                there = _hand_clearance_z(place_xy + rim_radius * radial, finger_axis, list(place_others))
+                blocked += max(0.0, there - place_z)
+            if handle is not None:
+                # Keep the fingers off the handle.
+                handle_dir = handle + float(np.arctan2(box.rot[1, 0], box.rot[0, 0]))
+                if abs((theta - handle_dir + np.pi) % (2 * np.pi) - np.pi) < HANDLE_AVOID:
+                    blocked += 1.0
             # Far rim points sit near the arm's reach limit with the hand vertical: the approach stalls there.
             reach = 2.0 * max(0.0, point[0] - REACH_X)
             tried = sum(
@@ -147,6 +351,21 @@ def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, 
         return Grasp(
             np.array([point[0], point[1], box.top - BOWL_RIM_DEPTH]), yaw, RIM_GRASP_WIDTH, float(theta)
         )
+    if box.cat in HOLDS:
+        # Fixed holds: the one the hand clears best, then the least wrist rotation.
+        best = None
+        for x, y, z, closing in HOLDS[box.cat]:
+            point = box.pos + box.rot @ np.array([x, y, z])
+            c = box.rot[:2, :2] @ np.array([np.cos(closing), np.sin(closing)])
+            yaw = wrap_half_pi(float(np.arctan2(c[0], -c[1])), 0.0)
+            need = _hand_clearance_z(point[:2], np.array([np.sin(yaw), -np.cos(yaw)]), others)
+            cost = max(0.0, need - point[2]) * 10 + 0.01 * abs(yaw - wrap_half_pi(current_yaw, 0.0))
+            if side is not None:
+                cost += 0.1 * float(np.dot(point[:2] - box.pos[:2], side) < 0)
+            if best is None or cost < best[0]:
+                best = (cost, point, yaw)
+        _, point, yaw = best
+        return Grasp(point, yaw, above=max(HOLD_ABOVE, box.top - float(point[2]) + HOLD_TOP_CLEAR))
     z_nominal = max(box.top - GRASP_DEPTH_BY_CATEGORY.get(box.cat, GRASP_DEPTH), box.bottom + FINGER_CLEARANCE)
     z_max = box.top - 0.008
     if box.cat in ROUND:
@@ -173,6 +392,26 @@ def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, 
     _, xy, yaw, need = best
     z = min(max(z_nominal, need), z_max)
     return Grasp(np.array([xy[0], xy[1], z]), yaw)
+
+
+_SWEEP = np.array([[a, b, c] for a in (0.0, 0.5, 1.0) for b in np.linspace(0.0, 1.0, 7) for c in (0.0, 1.0)])
+SWEEP_RISE = 0.1
+"""Height above the grasp point from which `_sweep_overlap` follows the hand down, metres."""
+
+
+def _sweep_overlap(grip: np.ndarray, yaw: float, solids) -> float:
+    """How deep the top-down hand (its collision boxes, `geometry.HAND_BOX`) would reach into any of `solids` on
+    its way straight down to the grip point from SWEEP_RISE above, metres (0: clear)."""
+    lo, hi = np.asarray(HAND_BOX[0]), np.asarray(HAND_BOX[1])
+    local = lo + _SWEEP * (hi - lo)
+    rot = top_down(yaw)
+    deepest = 0.0
+    for rise in np.linspace(0.0, SWEEP_RISE, 6):
+        pts = local @ rot.T + grip + np.array([0.0, 0.0, rise])
+        for sol in solids:
+            inside = np.minimum(pts - sol.wlo, sol.whi - pts).min(axis=1)
+            deepest = max(deepest, float(inside.max()))
+    return deepest
 
 
 HAND_HALF = (0.11, 0.04, 0.03)
@@ -206,25 +445,40 @@ def _hand_clearance_z(xy: np.ndarray, finger_axis: np.ndarray, others: list[Box]
 
 def place_target(move: PickPlace, objects: dict, sites: dict) -> tuple[np.ndarray, float]:
     """Where the carried object's centre goes (xy) and the height its bottom is released at, metres."""
+    cabinet = drawer_target(move, objects, sites)
+    if cabinet is not None:
+        # Into a drawer: onto its floor, just inside its front (as far out of the cabinet as it fits), or in the
+        # middle of the opening when that is narrower.
+        site = np.asarray(sites[move.target][:3])
+        pose = objects[cabinet]
+        rot = quat_wxyz_to_mat(pose[3:7])
+        carcass_front = CABINET_CARCASS[0][1] - float((rot.T @ (site - np.asarray(pose[:3])))[1])
+        along = min(DRAWER_INNER_FRONT + footprint_half(Box(move.obj, objects[move.obj])) + DRAWER_PLACE_GAP,
+                    (DRAWER_INNER_FRONT + carcass_front) / 2)
+        return (site + rot @ np.array([0.0, along, 0.0]))[:2], float(site[2]) - DRAWER_FLOOR + RELEASE_GAP
     if move.target in objects:
         tbox = Box(move.target, objects[move.target])
         xy = tbox.centre[:2]
         surface = tbox.top
     else:
         site = sites[move.target]
-        xy = np.asarray(site[:2], np.float64)
+        xy = np.asarray(site[:2], np.float64) + np.asarray(move.shift)
         owner = parent_object(move.target, objects)
-        surface = Box(owner, objects[owner]).top if owner else float(site[2])
-    return xy, surface + RELEASE_GAP
+        if owner is not None and category(owner) in SURFACES:
+            surface = float(objects[owner][2]) + SURFACES[category(owner)]
+        else:
+            surface = Box(owner, objects[owner]).top if owner else float(site[2])
+    return xy, surface + RELEASE_GAP_BY_CATEGORY.get(category(move.obj), RELEASE_GAP)
 
 
 def clearance_bottom(
-    move: PickPlace, objects: dict, here_xy: np.ndarray, goal_xy: np.ndarray, lookahead: float = 0.12
+    move: PickPlace, objects: dict, here_xy: np.ndarray, goal_xy: np.ndarray, lookahead: float = 0.12,
+    extra: tuple[Solid, ...] = (),
 ) -> float:
     """Lowest safe height of the carried object's bottom at `here_xy`, metres.
 
-    Considers every other object whose xy rectangle, grown by the carried object's footprint radius, comes
-    within reach of the next `lookahead` metres of the straight path toward `goal_xy`.
+    Considers every other object (and each of `extra`) whose xy rectangle, grown by the carried object's
+    footprint radius, comes within reach of the next `lookahead` metres of the straight path toward `goal_xy`.
     """
     carried = Box(move.obj, objects[move.obj])
     margin = carried.footprint_radius() * 0.8 + 0.015
@@ -239,15 +493,19 @@ def clearance_bottom(
         box = Box(name, pose)
         if min(_rect_distance(np.append(p, 0), box) for p in samples) < margin:
             highest = max(highest, box.top)
+    for solid in extra:
+        if min(_rect_distance(np.append(p, 0), solid) for p in samples) < margin:
+            highest = max(highest, solid.top)
     return highest + CLEARANCE
 
 
 def hand_clearance_path(
-    eef_xy: np.ndarray, goal_xy: np.ndarray, yaw: float, objects: dict, carried: str, lookahead: float = 0.12
+    eef_xy: np.ndarray, goal_xy: np.ndarray, yaw: float, objects: dict, carried: str, lookahead: float = 0.12,
+    extra: tuple[Solid, ...] = (),
 ) -> float:
-    """Lowest grip-site height at which the hand clears every object except `carried` over the next
-    `lookahead` metres of the straight path from eef_xy toward goal_xy, metres."""
-    others = [Box(n, p) for n, p in objects.items() if n != carried]
+    """Lowest grip-site height at which the hand clears every object except `carried` (and each of `extra`) over
+    the next `lookahead` metres of the straight path from eef_xy toward goal_xy, metres."""
+    others = [Box(n, p) for n, p in objects.items() if n != carried] + list(extra)
     axis = np.array([np.sin(yaw), -np.cos(yaw)])
     a = np.asarray(eef_xy[:2], np.float64)
     ab = np.asarray(goal_xy[:2], np.float64) - a
