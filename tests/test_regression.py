@@ -313,7 +313,7 @@ def test_unpaired_runs_use_fisher_and_a_study_table_gives_latency(tmp_path):
 def test_compare_usage_errors():
     for argv, message in [(["--new", "88d9ea3189dc", "--metrics", "sucess"], "unknown metric 'sucess'"),
                           (["--new", "88d9ea3189dc", "--alpha", "5"], "--alpha must be in"),
-                          (["--new", "expert"], "registers no expert baseline"),
+                          (["--new", "expert-39614c8d129b"], "registers no expert baseline"),
                           (["--new", "88d9ea3189dc", "--suite", "libero_object"], "no run under")]:
         with pytest.raises(UsageError, match=message):
             cli("compare", *argv)
