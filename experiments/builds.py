@@ -80,12 +80,18 @@ class Sources:
             from policies.pruning.train import build_pruned, select_blocks
             from policies.vla.checkpoint import load_checkpoint
 
-            features = self.features(ctx.log)
-            kept, _, _ = select_blocks(load_checkpoint(self.teacher), features, params)
+            teacher = load_checkpoint(self.teacher)
+            features = selection = None
+            if params.method == "importance":  # the one method whose blocks depend on the data
+                features = self.features(ctx.log)
+                selection = select_blocks(teacher, features, params)
+            kept = selection[0] if selection else params.kept(teacher.config.depth)
             out = ctx.out.parent / f"blocks-{'_'.join(map(str, kept))}{'-ft' if fine_tune else ''}"
             if not (out / "config.json").exists():  # written last, once the model is complete
+                if features is None:
+                    features = self.features(ctx.log)
                 build_pruned(self.teacher, features, out, params, self.schedule if fine_tune else None,
-                             self.acfg.beta, self.cache, log=ctx.log)
+                             self.acfg.beta, self.cache, log=ctx.log, selection=selection)
             return out
         return build
 

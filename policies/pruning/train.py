@@ -90,16 +90,17 @@ def select_blocks(teacher: Checkpoint, fs: FeatureSet, params: PruningParams) ->
 
 def build_pruned(teacher_dir: Path, fs: FeatureSet, out: Path, params: PruningParams,
                  schedule: DistillSchedule | None = None, beta: float = ActDistillConfig.beta,
-                 cache_dir: Path | None = None, log=print) -> str:
+                 cache_dir: Path | None = None, log=print, selection: tuple | None = None) -> str:
     """Write a pruned checkpoint of the teacher in `out` (as is with `schedule` None, else fine-tuned with it) and
     return its sha256. Block Influence is measured on `calibration_indices` of `fs` for every method and stored.
     Fine-tuning resumes from `out/train_state.pt`; the teacher's targets are cached in `cache_dir` (default `out`),
-    shared with the student's no-graph stage 1."""
+    shared with the student's no-graph stage 1. `selection`: what `select_blocks` returned for these arguments,
+    when the caller already has it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     teacher = load_checkpoint(teacher_dir)
     norm_actions, norm_proprio = fs.normalized(teacher.normalizer)
-    kept, scores, frames = select_blocks(teacher, fs, params)
+    kept, scores, frames = selection or select_blocks(teacher, fs, params)
     log(f"Block Influence {np.round(scores, 4).tolist()}; keeping blocks {list(kept)} ({params.method})")
     model = pruned_model(teacher, kept)
     meta = {"teacher_sha256": teacher.sha256, "params": asdict(params), "kept": list(kept),
