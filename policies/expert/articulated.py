@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.expert.control import CLOSE, OPEN, Command, Phase, View, fingers_still, hold_open
+from policies.expert.control import CLOSE, OPEN, Command, Phase, View, gripper_settled, hold_open
 from policies.expert.geometry import (DRAWER_BOX, DRAWER_CLOSED, DRAWER_HANDLE, DRAWER_INNER_FRONT, DRAWER_OPEN,
                                       DRAWER_OUT, FINGERS_CLOSED_BOX, HAND_BOX, KNOB_FIN, KNOB_FIN_TOP, KNOB_ON, Box,
                                       category, gripper_yaw, mat_from_rotvec, pointing, quat_wxyz_to_mat, rot_z,
@@ -216,7 +216,7 @@ def pull_grip(ex: LiberoExpert, v: View) -> Command:
     task, s = ex.task, ex.state
     handle, out = _drawer(v, task.target, task.owner)
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, _pull_rot(ex, v, out))
-    if (s.steps_in_phase >= GRIP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
+    if gripper_settled(ex, v, GRIP_MIN_STEPS):
         s.offset = v.eef_pos - handle
         ex.goto("pull")
     return pos_a, rot_a, CLOSE
@@ -243,7 +243,7 @@ def pull_release(ex: LiberoExpert, v: View) -> Command:
     task, s = ex.task, ex.state
     _, out = _drawer(v, task.target, task.owner)
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, _pull_rot(ex, v, out))
-    if (s.steps_in_phase >= GRIP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
+    if gripper_settled(ex, v, GRIP_MIN_STEPS):
         ex.goto("pull_retreat")
     return pos_a, rot_a, OPEN
 
@@ -447,7 +447,7 @@ def knob_grip(ex: LiberoExpert, v: View) -> Command:
     _, fin_yaw = _fin_grip(v, stove)
     rot = _knob_rot(ex, v, fin_yaw)
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, rot)
-    if (s.steps_in_phase >= GRIP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
+    if gripper_settled(ex, v, GRIP_MIN_STEPS):
         axis, q, _ = _knob(v, stove)
         s.memo.update(q0=q, rot0=rot, arm=v.eef_pos - axis, turn=0.0)
         ex.goto("knob_twist")
@@ -473,7 +473,7 @@ def _twisted(ex: LiberoExpert) -> np.ndarray:
 def knob_release(ex: LiberoExpert, v: View) -> Command:
     s = ex.state
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, _twisted(ex))
-    if (s.steps_in_phase >= GRIP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
+    if gripper_settled(ex, v, GRIP_MIN_STEPS):
         ex.goto("knob_retreat")
     return pos_a, rot_a, OPEN
 

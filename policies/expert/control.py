@@ -80,6 +80,11 @@ def fingers_still(ex: LiberoExpert, v: View) -> bool:
     return v.predicted or abs(v.grip - ex.state.last_grip) < FINGERS_STILL
 
 
+def gripper_settled(ex: LiberoExpert, v: View, min_steps: int) -> bool:
+    """A closing or opening phase is over: at least `min_steps` in it and the fingers still, or it timed out."""
+    return (ex.state.steps_in_phase >= min_steps and fingers_still(ex, v)) or ex.timed_out()
+
+
 def shape(v: View, width: float | None) -> float:
     """Gripper command pre-shaping the finger opening to `width` m (None: open); 0 holds the opening."""
     if width is None or v.grip < width - SHAPE_UNDER:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, fingers_still, hold_open,
-                                     shape, shaped)
+from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, fingers_still, gripper_settled,
+                                     hold_open, shape, shaped)
 from policies.expert.geometry import EXTENTS, HOLDS, Box, category, gripper_yaw, top_down
 from policies.expert.planner import (BOWL_RIM_DEPTH, RELEASE_GAP, clearance_bottom, drawer_solids, drawer_target,
                                      hand_clearance_path, place_target, plan_grasp)
@@ -139,7 +139,7 @@ def grasp(ex: LiberoExpert, v: View) -> Command:
     """Close in place until the fingers stop, then measure the hold and plan the carry."""
     s = ex.state
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
-    if (s.steps_in_phase >= GRASP_MIN_STEPS and fingers_still(ex, v)) or ex.timed_out():
+    if gripper_settled(ex, v, GRASP_MIN_STEPS):
         _start_carry(ex, v)
         ex.goto("lift")
     return pos_a, rot_a, CLOSE
