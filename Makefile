@@ -21,6 +21,8 @@ WORKERS ?= $(shell nproc)
 EXECUTOR ?= local
 VIDEO ?= 0
 SEED ?= 0
+# Observation perturbation of every suite (tasks/perturb.py), e.g. PERTURB=noise:0.05 or PERTURB=occlude:0.2,lang.
+PERTURB ?=
 RESULTS ?= results
 DEMOS ?= $(RESULTS)/demos
 
@@ -29,7 +31,7 @@ export HF_HUB_OFFLINE := 1
 # Prepend, so that a user's own policy module on PYTHONPATH stays importable (POLICY=my_module:MyPolicy).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup eval test test-fast demos train-teacher distill ablations baselines study query report compare track history profile bench-harness assets-simpler clean-venv
+.PHONY: setup eval test test-fast demos train-teacher distill ablations baselines robustness study query report compare track history profile bench-harness assets-simpler clean-venv
 
 setup: $(STAMP)
 
@@ -57,7 +59,7 @@ $(STAMP): requirements.txt Makefile
 
 eval: $(STAMP)
 	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(PARAMS),--params "$(PARAMS)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
-	  --workers $(WORKERS) --executor $(EXECUTOR) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
+	  $(if $(PERTURB),--perturb "$(PERTURB)") --workers $(WORKERS) --executor $(EXECUTOR) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -124,6 +126,15 @@ METHODS ?=
 baselines: $(STAMP)
 	$(PY) -m harness.cli study baselines --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
 	  --budgets $(BUDGETS) --methods "$(METHODS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) --results $(RESULTS)
+
+# Issue 20's study: the teacher, the student and METHODS' matched-budget baselines (default
+# experiments.robustness.METHODS), clean and under PERTURBATIONS (semicolon-separated, default
+# experiments.robustness.PERTURBATIONS), on EPISODES init states per task (default 5).
+PERTURBATIONS ?=
+robustness: $(STAMP)
+	$(PY) -m harness.cli study robustness --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),5) \
+	  --methods "$(METHODS)" --perturbations "$(PERTURBATIONS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) \
+	  --results $(RESULTS)
 
 # Policies compared on the same units: POLICIES=teacher,pruned-first-6,... (the first is the baseline) or STUDY=file.json.
 POLICIES ?=

@@ -37,6 +37,7 @@ def ablations(suite: str, demos: Path, episodes: int = 20, tasks: tuple[int, ...
     from policies.vla.checkpoint import load_checkpoint
 
     src = Sources.of(suite, demos, student, teacher)
+    src.require_demos()  # every variant is distilled
     depth = load_checkpoint(src.student).config.depth
     fixed: dict[str, tuple[int, ...]] = {}
 

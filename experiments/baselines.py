@@ -25,8 +25,12 @@ from experiments.study import Entry, Study
 
 BUDGETS = ("matched", 0.5, 0.75)
 STATIC = ("first", "importance", "uniform")
-METHODS = (*STATIC, *(f"{m}-ft" for m in STATIC), "early-exit", "random-skip", "students")
-"""What `methods` may select; all by default."""
+METHODS = (*STATIC, *(f"{m}-ft" for m in STATIC), "early-exit", "random-skip", "student-budgets",
+           "student-balance")
+"""What `methods` may select; all by default. `student-budgets`: students at STUDENT_BUDGETS; `student-balance`: one
+at the shipped budget with REFERENCE_BALANCE."""
+WITHOUT_DEMOS = ("first", "uniform", "random-skip")
+"""Methods derived from the teacher without training or calibration data."""
 STUDENT_BUDGETS = (0.25, 0.5)
 REFERENCE_BALANCE = 1.0
 """The reference code's balance-loss weight (ours: `ActDistillConfig.balance`)."""
@@ -54,6 +58,8 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
     if unknown := sorted(set(methods) - set(METHODS)):
         raise ValueError(f"unknown baseline method(s) {unknown}; valid: {', '.join(METHODS)}")
     src = Sources.of(suite, demos, student, teacher)
+    if set(methods) - set(WITHOUT_DEMOS):
+        src.require_demos()
     depth = load_checkpoint(src.teacher).config.depth
     fractions = []
     for b in budgets:
@@ -85,11 +91,12 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
         if "random-skip" in methods:
             entries.append(Entry(f"random-skip-{f:.2f}", PolicySpec("random-skip", {"p": round(f, 3)}, str(src.teacher)),
                                  group="random-skip"))
-    if "students" in methods:
+    if "student-budgets" in methods:
         for budget in STUDENT_BUDGETS:
             entries.append(Entry(f"actdistill-b{budget}", PolicySpec("actdistill"),
                                  src.student_variant(lambda ctx, b=budget: replace(src.acfg, budget=b)),
                                  group="actdistill"))
+    if "student-balance" in methods:
         entries.append(Entry(f"actdistill-balance{REFERENCE_BALANCE:g}", PolicySpec("actdistill"),
                              src.student_variant(lambda ctx: replace(src.acfg, balance=REFERENCE_BALANCE)),
                              group="actdistill-balance"))

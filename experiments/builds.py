@@ -27,12 +27,12 @@ class Sources:
     schedule: object
     """The student's `DistillSchedule`: the optimiser steps every derived model trains with."""
     paths: tuple[Path, ...]
-    """The suite's demo files."""
+    """The suite's demo files (needed only by builds: `features`)."""
 
     @classmethod
     def of(cls, suite: str, demos: Path, student: Path | None = None, teacher: Path | None = None) -> "Sources":
-        """The shipped student and teacher of `suite` by default. FileNotFoundError without demos; CheckpointError
-        when the student is not a distilled student of the teacher."""
+        """The shipped student and teacher of `suite` by default. CheckpointError when the student is not a distilled
+        student of the teacher."""
         from policies.actdistill.configuration import ActDistillConfig
         from policies.actdistill.policy import ActDistillPolicy
         from policies.actdistill.train import DistillSchedule
@@ -47,11 +47,14 @@ class Sources:
         teacher_dir = Path(teacher) if teacher else VLAPolicy.shipped_checkpoint(suite)
         if load_checkpoint(teacher_dir).sha256 != ckpt.meta["teacher_sha256"]:
             raise CheckpointError(f"{student_dir} was not distilled from the teacher {teacher_dir}")
-        paths = demo_files(demos, suite)
-        if not paths:
-            raise FileNotFoundError(f"no demo files for {suite} under {demos}; run `make demos SUITE={suite}`")
         return cls(suite, Path(demos), teacher_dir, student_dir, ActDistillConfig.from_dict(ckpt.meta["actdistill"]),
-                   DistillSchedule(**ckpt.meta["schedule"]), tuple(paths))
+                   DistillSchedule(**ckpt.meta["schedule"]), tuple(demo_files(demos, suite)))
+
+    def require_demos(self) -> None:
+        """FileNotFoundError (one line) when the suite has no demo files."""
+        if not self.paths:
+            raise FileNotFoundError(f"no demo files for {self.suite} under {self.demos}; run `make demos "
+                                    f"SUITE={self.suite}`")
 
     @property
     def cache(self) -> Path:
@@ -61,6 +64,7 @@ class Sources:
         from policies.vla.checkpoint import load_checkpoint
         from policies.vla.train import cached_features
 
+        self.require_demos()
         return cached_features(list(self.paths), load_checkpoint(self.teacher).config, self.cache, log=log)
 
     def student_variant(self, change: Callable[[BuildContext], object]) -> Build:

@@ -113,7 +113,7 @@ def _latency(loaded: dict, suite: str, study: Study, root: Path, log) -> dict[st
                             INFERENCE_THREADS)
 
 
-def _routing(result: EvalResult, depth: int) -> dict:
+def routing_summary(result: EvalResult, depth: int) -> dict:
     """Routing diversity of an entry over its rollout calls (`harness.paper_tables.routing_diversity`, with the
     task-route mutual information) and each reference block's share of calls (`block_use_%`, comma-separated);
     empty for a policy without blocks."""
@@ -132,9 +132,22 @@ def _routing(result: EvalResult, depth: int) -> dict:
             "task_route_bits": d["task_bits"], "block_use_%": ",".join(f"{u:.0f}" for u in 100 * use / len(calls))}
 
 
-def _reference_depth(run_dir: Path) -> int:
+def reference_depth(run_dir: Path) -> int:
     """Blocks of the backbone a run's calls index (its compute model's reference; 0 without blocks)."""
     return len(json.loads((run_dir / "manifest.json").read_text()).get("compute", {}).get("block_flops", []))
+
+
+def built_spec(study_name: str, entry: Entry, suite: str, results_root: Path, results: dict[str, EvalResult],
+               log=print) -> PolicySpec:
+    """`entry`'s spec, with the checkpoint its build produces (resumable) under
+    `<results>/studies/<study_name>/<suite>/<label>/`; `results`: the suite's earlier entries' evaluations."""
+    if entry.build is None:
+        return entry.spec
+    out = Path(results_root) / "studies" / study_name / suite / entry.label
+    log(f"[{suite}] building {entry.label} (a finished build is reused)")
+    checkpoint = entry.build(BuildContext(suite, out, results, log))
+    log(f"[{suite}] {entry.label}: checkpoint {shown(Path(checkpoint))}")
+    return entry.spec.with_checkpoint(checkpoint)
 
 
 def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESULTS, report_dir: Path | None = None,
@@ -150,13 +163,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
         results: dict[str, EvalResult] = {}
         loaded = {}
         for entry in study.entries:
-            spec = entry.spec
-            if entry.build is not None:
-                out = results_root / "studies" / study.name / suite / entry.label
-                log(f"[{suite}] building {entry.label} (a finished build is reused)")
-                checkpoint = entry.build(BuildContext(suite, out, results, log))
-                log(f"[{suite}] {entry.label}: checkpoint {shown(Path(checkpoint))}")
-                spec = spec.with_checkpoint(checkpoint)
+            spec = built_spec(study.name, entry, suite, results_root, results, log)
             log(f"[{suite}] evaluating {entry.label} ({study.episodes} init states per task)")
             results[entry.label] = evaluate(EvalRequest(
                 policy=spec, suite=suite, episodes=study.episodes, tasks=study.tasks, workers=workers,
@@ -176,7 +183,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
             row = {"suite": suite, "entry": entry.label, "group": entry.group, "run": shown(r.run_dirs[0]),
                    "sha256": loaded[entry.label].identity["checkpoint_sha256"][:12], **run_summary(r.episodes, r.calls),
                    f"only_{pair_label}": only_base, "only_this": only_mine, "mcnemar_p": p,
-                   **_routing(r, _reference_depth(r.run_dirs[0]))}
+                   **routing_summary(r, reference_depth(r.run_dirs[0]))}
             if entry.label in times:
                 row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))
                 ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])

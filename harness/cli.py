@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--params", default="", help="family params, comma-separated key=value (e.g. keep=6,method=first)")
     ev.add_argument("--suite", required=True, help="a suite name or a group (libero)")
     ev.add_argument("--checkpoint", default=None, help="checkpoint folder of a learned policy (default: shipped)")
+    ev.add_argument("--perturb", default="", help="observation perturbation of every suite, e.g. noise:0.05,occlude:0.2 "
+                                                  "(tasks/perturb.py: camera, brightness, contrast, noise, occlude, lang)")
     ev.add_argument("--episodes", type=int, default=None, help="init states per task (default: all of the suite's)")
     ev.add_argument("--tasks", type=_task_list, default=None, help="comma-separated task indices (default all)")
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -87,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parsers(sub)
 
     st = sub.add_parser("study", help="entries x suites on the same units: build, evaluate, time, compare")
-    st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations", "baselines"],
+    st.add_argument("kind", nargs="?", default="specs", choices=["specs", "ablations", "baselines", "robustness"],
                     help="specs: the policies of --policies or --file; ablations: the ActDistill ablations; "
-                         "baselines: pruned, early-exit, random-skip and other students against the student")
+                         "baselines: pruned, early-exit, random-skip and other students against the student; "
+                         "robustness: the teacher, the student and matched baselines clean and under perturbations")
     st.add_argument("--name", default=None, help="study name (results/studies/<name>/); default: the kind")
     st.add_argument("--policies", default="", help="comma-separated policy names or aliases, the first the baseline")
     st.add_argument("--file", type=Path, default=None,
@@ -102,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ablations, baselines: student checkpoint (default: shipped)")
     st.add_argument("--budgets", default="matched,0.5,0.75",
                     help="baselines: executed fractions of the teacher's backbone; matched = the student's own")
-    st.add_argument("--methods", default="", help="baselines: comma-separated subset of the methods (default: all)")
+    st.add_argument("--methods", default="", help="baselines, robustness: comma-separated baseline methods "
+                                                  "(default: all; robustness: experiments.robustness.METHODS)")
+    st.add_argument("--perturbations", default="", help="robustness: semicolon-separated perturbations (default: "
+                                                        "experiments.robustness.PERTURBATIONS)")
     st.add_argument("--latency-calls", type=int, default=50, help="interleaved timed calls per entry (0: none)")
     st.add_argument("--observations", type=int, default=40, help="observations recorded for timing")
     st.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -150,7 +156,8 @@ def cmd_eval(args) -> int:
     from harness.runner import EvalRequest, evaluate
 
     req = EvalRequest(
-        policy=policy_spec(args.policy, args.params, args.checkpoint), suite=args.suite, episodes=args.episodes,
+        policy=policy_spec(args.policy, args.params, args.checkpoint),
+        suite=f"{args.suite}@{args.perturb}" if args.perturb else args.suite, episodes=args.episodes,
         tasks=args.tasks, workers=args.workers, video=args.video, seed=args.seed, results_root=args.results,
         trajectories=args.trajectories,
     )
@@ -164,7 +171,7 @@ def cmd_eval(args) -> int:
     episodes = result.episodes
     where = "on this machine" if args.executor == "local" else f"on Ray ({', '.join(executor.describe()['nodes'])})"
     scope = (
-        f"policy={args.policy}{' ' + args.params if args.params else ''} suite={args.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
+        f"policy={args.policy}{' ' + args.params if args.params else ''} suite={req.suite} episodes/task={args.episodes or 'all'} seed={args.seed}: success over "
         f"{len(episodes)} episodes (errors count as failures); wall times {where} with {args.workers} worker(s), "
         f"policy calls at batch 1 with 1 torch thread; exec_% = executed share of the reference backbone's FLOPs"
     )
@@ -302,10 +309,23 @@ def cmd_study(args) -> int:
             except ValueError as err:
                 raise UsageError(str(err)) from None
             report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
+        elif args.kind == "robustness":
+            from experiments import robustness as rb
+
+            report_dir = REPORTS
+            try:
+                table = rb.robustness(args.suite, args.demos, args.results, args.episodes, args.tasks,
+                                      tuple(p for p in args.perturbations.split(";") if p) or rb.PERTURBATIONS,
+                                      tuple(m for m in args.methods.split(",") if m) or rb.METHODS, args.workers,
+                                      report_dir, log=lambda m: print(m, flush=True))
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+            study = None
         else:
             study = _spec_study(args)
             report_dir = args.results / "studies" / study.name
-        table = run_study(study, args.workers, args.results, report_dir, log=lambda m: print(m, flush=True))
+        if study is not None:
+            table = run_study(study, args.workers, args.results, report_dir, log=lambda m: print(m, flush=True))
     except (UnknownName, PolicyLoadError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
     print(table.drop(columns=["run"]).to_string(index=False, float_format=lambda x: f"{x:.3g}"))

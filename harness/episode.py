@@ -140,9 +140,8 @@ def mean_squared_jerk(actions: np.ndarray) -> float:
 
 def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs = EpisodeOutputs()) -> EpisodeRecord:
     """Roll out `policy` on `env` from init state `unit.init_index`; never raises for policy failures."""
-    task = env.spec_task
     action_dim = env.action_space.shape[0]
-    rec = EpisodeRecord.for_unit(unit, task, getattr(policy, "checkpoint_sha256", ""), worker_pid=os.getpid())
+    rec = EpisodeRecord.for_unit(unit, env.spec_task, getattr(policy, "checkpoint_sha256", ""), worker_pid=os.getpid())
     frames: list[np.ndarray] = []
     states: list[np.ndarray] = []
     executed: list[np.ndarray] = []
@@ -150,6 +149,8 @@ def run_episode(env: TaskEnv, policy, unit: EpisodeUnit, outputs: EpisodeOutputs
     start = time.perf_counter()
     try:
         obs, _ = env.reset(seed=unit.seed, options={"init_index": unit.init_index})
+        task = env.spec_task  # after reset: a perturbed suite may draw the episode's instruction there
+        rec.instruction = task.instruction
         policy.reset(task, unit.seed)
         if outputs.video is not None:
             frames.append(env.render())

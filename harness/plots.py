@@ -329,9 +329,9 @@ def cumulative_success(runs: Sequence[ReportRun], out_dir: Path, styles: Styles)
     return fig_
 
 
-def all_figures(runs: Sequence[ReportRun], out_dir: Path) -> list[Figure]:
-    """Every figure of the report into `out_dir` (`<key>.png` and `<key>.pdf`); previous ones there are removed
-    first, so a figure no longer drawn does not linger."""
+def _fresh(out_dir: Path):
+    """matplotlib's headless backend, with the figures of an earlier report in `out_dir` removed (so a figure no
+    longer drawn does not linger); -> `matplotlib.pyplot`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,7 +339,78 @@ def all_figures(runs: Sequence[ReportRun], out_dir: Path) -> list[Figure]:
 
     for old in list(out_dir.glob("*.png")) + list(out_dir.glob("*.pdf")) if out_dir.is_dir() else []:
         old.unlink()
+    return plt
+
+
+def all_figures(runs: Sequence[ReportRun], out_dir: Path) -> list[Figure]:
+    """Every figure of the report into `out_dir` (`<key>.png` and `<key>.pdf`); previous ones there are removed
+    first, so a figure no longer drawn does not linger."""
+    plt = _fresh(out_dir)
     styles = Styles.of(runs)
     with plt.rc_context(STYLE):
         return [frontier(runs, out_dir, styles), task_heatmap(runs, out_dir), block_heatmap(runs, out_dir),
                 latency(runs, out_dir, styles), cumulative_success(runs, out_dir, styles)]
+
+
+def robustness_blocks(table: pd.DataFrame, out_dir: Path) -> Figure:
+    """Per policy that routes (more than one block set in some condition) of a robustness table
+    (`experiments.robustness`): share of calls running each teacher block, one row per condition (clean first)."""
+    fig_ = Figure("robustness_blocks", "Block usage, clean vs perturbed",
+                  "Share of policy calls (%) in which each block of the teacher backbone ran, per condition (rows), "
+                  "for every policy whose blocks vary between calls; the row label gives the distinct block sets.")
+    routed = [p for p, rows in table.groupby("policy", sort=False) if rows["route_sets"].max() > 1]
+    if not routed:
+        fig_.note = "no policy ran more than one block set: no block-usage heatmap"
+        return fig_
+    rows_per = max(len(table[table["policy"] == p]) for p in routed)
+    fig, axes = _panels(len(routed), 4.2, 0.28 * rows_per + 1.3, ncols=min(2, len(routed)))
+    for ax, policy in zip(axes, routed):
+        mine = table[table["policy"] == policy]
+        usage = np.array([[float(v) for v in s.split(",")] for s in mine["block_use_%"]])
+        image = _annotated(ax, usage, "Blues", lambda v: f"{v:.0f}", 6.5)
+        ax.set_xticks(range(usage.shape[1]), [str(i) for i in range(usage.shape[1])])
+        ax.set_yticks(range(len(mine)), [f"{c} ({s:.0f})" for c, s in zip(mine["perturbation"], mine["route_sets"])])
+        ax.set_xlabel("teacher block index")
+        ax.set_title(f"{policy} · {mine['suite'].iloc[0]}", fontsize=8.5)
+        fig.colorbar(image, ax=ax, label="calls running the block (%)", fraction=0.05, pad=0.02)
+    fig.tight_layout()
+    fig_.files = _save(fig, out_dir, fig_.key)
+    return fig_
+
+
+def robustness_drop(table: pd.DataFrame, out_dir: Path) -> Figure:
+    """Success drop (pp, clean minus perturbed) against the policy's clean GFLOPs per call, one colour per
+    perturbation and one marker per policy, from a robustness table (`experiments.robustness`)."""
+    fig_ = Figure("robustness_drop", "Success drop vs compute",
+                  "Success drop under each perturbation (clean minus perturbed success of the same policy, "
+                  "percentage points, on the same units) against the policy's GFLOPs per call on clean inputs.")
+    clean = table[table["perturbation"] == "clean"].set_index("policy")["gflops_per_call"]
+    shown_ = table[(table["perturbation"] != "clean") & table["policy"].map(clean).notna()]
+    if shown_.empty:
+        fig_.note = "no perturbed condition of a policy with counted FLOPs: no drop-vs-compute plot"
+        return fig_
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    colours = dict(zip(dict.fromkeys(shown_["perturbation"]), itertools.cycle((*FAMILY_COLOURS.values(),
+                                                                                 *OTHER_COLOURS))))
+    markers = dict(zip(dict.fromkeys(shown_["policy"]), itertools.cycle(MARKERS)))
+    for _, r in shown_.iterrows():
+        ax.scatter(clean[r["policy"]], r["drop_pp"], color=colours[r["perturbation"]],
+                   marker=markers[r["policy"]], s=28, zorder=3)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("GFLOPs per call (clean)")
+    ax.set_ylabel("success drop (pp)")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=p) for p, c in colours.items()]
+    handles += [plt.Line2D([], [], ls="", marker=m, color="grey", label=p) for p, m in markers.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    fig_.files = _save(fig, out_dir, fig_.key)
+    return fig_
+
+
+def robustness_figures(table: pd.DataFrame, out_dir: Path) -> list[Figure]:
+    """The robustness report's figures into `out_dir` (earlier ones there removed first)."""
+    plt = _fresh(out_dir)
+    with plt.rc_context(STYLE):
+        return [robustness_blocks(table, out_dir), robustness_drop(table, out_dir)]

@@ -101,7 +101,10 @@ def plan(req: EvalRequest) -> list[SuitePlan]:
         raise UsageError(str(err)) from None
     plans = []
     for suite_name, lp in loaded.items():
-        suite = make_suite(suite_name)
+        try:
+            suite = make_suite(suite_name)
+        except UnknownName as err:  # a perturbation the suite cannot take (tasks.perturb)
+            raise UsageError(str(err)) from None
         specs = suite.tasks()
         indices = req.tasks if req.tasks is not None else tuple(range(len(specs)))
         bad = [i for i in indices if not 0 <= i < len(specs)]

@@ -131,6 +131,8 @@ class TaskEnv(gym.Env):
     """The suite's protocol dataclass (`tasks.protocol`)."""
     _env: Any = None
     """The simulator's own environment object, closed by `close`."""
+    MOVABLE_CAMERAS: tuple[str, ...] = ()
+    """Cameras `shift_camera` can move (the `camera` perturbation needs "agentview")."""
 
     def protocol(self) -> dict:
         """The suite's protocol constants, JSON-ready (as in `tasks.protocol`)."""
@@ -150,6 +152,11 @@ class TaskEnv(gym.Env):
     def restore(self, state: np.ndarray) -> Observation:
         """Set the scene to a `state()` snapshot and return its observation (images render lazily as usual)."""
         raise NotImplementedError
+
+    def shift_camera(self, camera: str, offset: np.ndarray) -> None:
+        """Translate `camera` by `offset` (3,) metres in the world frame from its pose in the task's model, until the
+        next reset (which restores it). Only for MOVABLE_CAMERAS."""
+        raise NotImplementedError(f"{type(self).__name__} cannot move its cameras")
 
 
 class ProtocolSuite:

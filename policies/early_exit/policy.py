@@ -26,9 +26,11 @@ class EarlyExitPolicy(VLAPolicy):
     @classmethod
     def shipped_checkpoint(cls, suite: str | None) -> Path:
         from policies.base import NoShippedCheckpoint
+        from tasks.protocol import parent_suite
 
+        # A variant suite is evaluated with a model built on its parent's demonstrations.
         raise NoShippedCheckpoint(f"no early-exit checkpoint is shipped; build one with `{cls.train_command} "
-                                  f"SUITE={suite or '...'}` and pass CHECKPOINT=<folder>")
+                                  f"SUITE={parent_suite(suite) if suite else '...'}` and pass CHECKPOINT=<folder>")
 
     def build_model(self, ckpt: Checkpoint) -> MultiExitVLA:
         meta = ckpt.meta.get("early_exit")

@@ -14,6 +14,7 @@ from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
 from tasks.base import ObsSpec, Observation, TaskSpec
+from tasks.protocol import parent_suite
 
 
 
@@ -47,11 +48,16 @@ class VLAPolicy:
 
     @classmethod
     def shipped_checkpoint(cls, suite: str | None) -> Path:
-        """The shipped checkpoint for `suite`; NoShippedCheckpoint naming the shipped suites when there is none."""
+        """The shipped checkpoint for `suite`, or for the standard suite it is a variant of (`parent_suite`: a
+        LIBERO-PRO variant is evaluated with its parent's checkpoint); NoShippedCheckpoint naming the shipped suites
+        when there is none."""
         shipped = sorted(d.name for d in cls.shipped.glob("*") if (d / "config.json").exists())
-        if suite in shipped:
-            return cls.shipped / suite
+        parent = parent_suite(suite) if suite else None
+        if parent in shipped:
+            return cls.shipped / parent
         wanted = f"suite {suite!r}" if suite else "no suite given"
+        if parent != suite:
+            wanted += f" (a variant of {parent!r})"
         raise NoShippedCheckpoint(
             f"no shipped {cls.shipped.name} checkpoint for {wanted}; shipped for: {', '.join(shipped) or 'none'} "
             f"(train one with `{cls.train_command} SUITE=...` and pass CHECKPOINT=<folder>)"
