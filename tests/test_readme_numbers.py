@@ -75,6 +75,7 @@ BASELINE_RUNS = [
     ("pruned-importance_keep-5-21a6f0bb4eda", 50, 31, 41.7),
     ("pruned-importance_keep-5-42bfef6c51b3", 50, 0, 41.7),
     ("random-skip_p-0.385-ff2e4086b9db", 50, 0, 38.3),
+    ("pruned-uniform_keep-5-8fd4cbbf7d27", 50, 0, 41.7),
 ]
 
 

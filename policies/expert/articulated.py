@@ -11,9 +11,13 @@ shove_retreat -> done.
 Knob turning (`TurnOn`): knob_reach (above the knob's fin, yaw across it) -> knob_descend -> knob_grip ->
 knob_twist (rotate the hand about the knob axis until the stove counts as on) -> knob_release ->
 knob_retreat -> done.
-Pushing (`Push`, a plate to a table region, along a planned path of one or two legs): per leg push_reach
-(above the point behind the object) -> push_lower -> push (the closed fingers behind the object, kept on the
-line through its centre toward the waypoint) -> push_retreat (back off and rise) -> the next leg, or done.
+Door swinging (`Articulate` "close" on a fixture with a hinged door, a microwave's): swing_reach (high over the
+point just outside the door's outer face, fingers closed) -> swing_lower -> swing (round the hinge, leading the
+door's angle, until it counts as shut) -> swing_retreat -> done.
+Pushing (`Push`, a plate to a table region, along a planned path of one or two legs, clear of everything and within
+the arm's reach): per leg push_reach (above the point behind the object, or for a dish, `PUSH_DISH`, inside it
+behind its far wall) -> push_lower -> push (the closed fingers on the object, kept on the line through its centre
+toward the waypoint) -> push_retreat (back off and rise) -> the next leg, or done.
 
 A skill whose effect already holds goes straight to done. Joint positions come from `View.joints`; part
 positions from the fixture pose and the measured offsets in `geometry.py`. Metres, radians, steps.
@@ -25,11 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from policies.expert.control import CLOSE, OPEN, Command, Phase, View, gripper_settled, hold_open
-from policies.expert.geometry import (DRAWER_BOX, DRAWER_CLOSED, DRAWER_HANDLE, DRAWER_INNER_FRONT, DRAWER_OPEN,
-                                      DRAWER_OUT, FINGERS_CLOSED_BOX, HAND_BOX, KNOB_FIN, KNOB_FIN_TOP, KNOB_ON, Box,
+from policies.expert.geometry import (DOOR_HINGE, DOOR_OUTER_FACE, DOOR_SHUT, DRAWER_BOX, DRAWER_CLOSED,
+                                      DRAWER_HANDLE, DRAWER_INNER_FRONT, DRAWER_OPEN, DRAWER_OUT, FINGERS_CLOSED_BOX,
+                                      HAND_BOX, KNOB_FIN, KNOB_FIN_TOP, KNOB_ON, ROUND, Box,
                                       category, gripper_yaw, mat_from_rotvec, pointing, quat_wxyz_to_mat, rot_z,
                                       top_down, wrap_half_pi)
-from policies.expert.planner import DRAWER_AJAR, DRAWER_FULL, DRAWERS, drawer_solids, footprint_half
+from policies.expert.planner import DRAWER_AJAR, DRAWER_FULL, DRAWERS, drawer_solids, footprint_half, reach_margin
 
 if TYPE_CHECKING:
     from policies.expert.libero import LiberoExpert
@@ -97,6 +102,22 @@ KNOB_APPROACH = 0.07
 """Distance back along the approach axis from the grip point at which the hand lines up, metres."""
 KNOB_TILT = 0.5
 """Tilt of the hand from vertical while turning a knob, rad (see `_knob_rot`)."""
+SWING_RADIUS = 0.11
+"""Distance from a door's hinge at which the fingers push it shut (short of its handle, which the hand along the
+door would hit), metres."""
+SWING_HEIGHT = -0.02
+"""Grip-site height above the hinge's centre while swinging a door: the closed fingers reach 4.5 cm above the grip
+site and 1 cm below, so they press the door's middle, metres."""
+SWING_ABOVE = 0.14
+"""Height above the push's start at which the hand lines up over it: the door's top is 11 cm above it, metres."""
+SWING_STANDOFF = 0.02
+"""Gap between the fingers and the door's outer face when they come down beside it, metres."""
+SWING_LEAD = 0.3
+"""How far ahead of the door's angle the pushing hand leads, rad."""
+SWING_PAST = 0.1
+"""How far past shut the lead runs (the hinge's limit stops the door), rad."""
+SWING_BACKOFF = 0.03
+"""Back-off from a door swung shut before rising, metres."""
 ROBOT_SIDE = np.array([-1.0, 0.0])
 """Horizontal direction from the table toward the arm's base in every LIBERO scene (the robot stands at -x)."""
 
@@ -117,10 +138,12 @@ PUSH_SPEED = 0.5
 """Largest horizontal action while pushing (about 6 mm per step), units of action."""
 PUSH_FLOOR = 0.006
 """Height of the fingers' lowest point above the table (the pushed object's bottom) while pushing, metres."""
-PUSH_RIM = {"plate": (0.007, 0.002)}
-"""Categories whose widest part is a rim at the top (a plate's sides slope in below it: fingers lower down slide
-under it and lift it): the band below the top, (deepest, shallowest), metres, that the fingers' front comes
-down into."""
+PUSH_DISH = {"plate": (0.004, 0.047)}
+"""Categories pushed from inside, the closed fingers down in the dish (a plate: its rim is too low and its sides
+slope in under it, so fingers outside slide under or over it, and the room behind it may be taken by a fixture):
+(height of the fingers' lowest point above the object's bottom, 5 mm into its floor: they press on it and drag it
+along, and hold down its back, which a push on the sloping wall ahead tips up; radius at which the fingers' front
+meets the wall at floor level), metres."""
 PUSH_FACE = 0.006
 """Finger points within this distance of the foremost one along the push form the pushing face, metres."""
 PUSH_TILTS = (0.0, 0.3, 0.5, 0.7)
@@ -129,6 +152,10 @@ PUSH_SIDE_SHIFTS = (0.0, 0.02, -0.02, 0.035, -0.035)
 """Sideways shifts of a wide pusher from the line through the object's centre the planner chooses from,
 metres: the closed fingers are 5 cm wide, so up to 2.6 cm the push stays straight (and beyond, the steering
 corrects the drift) while the 20 cm hand above them clears what stands beside the path."""
+PUSH_CORNER_STEP = 0.02
+PUSH_CORNER_REACH = 0.1
+"""Corners of two-leg push paths: a grid of this spacing over the rectangle spanned by the start and the goal,
+grown by PUSH_CORNER_REACH each way, metres."""
 PUSH_APPROACH = 0.06
 """Height above the pushing point at which the hand lines up before coming down, metres."""
 PUSH_DONE_TOL = 0.008
@@ -482,6 +509,76 @@ def knob_retreat(ex: LiberoExpert, v: View) -> Command:
     return _rise(ex, v, ex.state.hold_pos, _twisted(ex), OPEN)
 
 
+# -- hinged doors ------------------------------------------------------------------------------------------
+def _door(v: View, fixture: str) -> tuple[np.ndarray, float, float]:
+    """(hinge point, door yaw: the direction of its local x, the yaw it has when shut), world."""
+    pos, rot = _pose(v, fixture)
+    shut = float(np.arctan2(rot[1, 0], rot[0, 0]))
+    return pos + rot @ DOOR_HINGE, shut + float(v.joints[fixture][0]), shut
+
+
+def _swing_point(v: View, fixture: str, yaw: float, standoff: float) -> np.ndarray:
+    """Grip site with the closed fingers `standoff` outside the door's outer face, SWING_RADIUS from the hinge,
+    the door turned to `yaw`."""
+    hinge, _, _ = _door(v, fixture)
+    along, into = np.array([np.cos(yaw), np.sin(yaw), 0.0]), np.array([-np.sin(yaw), np.cos(yaw), 0.0])
+    reach = DOOR_OUTER_FACE - FINGERS_CLOSED_BOX[1][0] - standoff
+    return hinge + along * SWING_RADIUS + into * reach + np.array([0.0, 0.0, SWING_HEIGHT])
+
+
+def _swing_rot(ex: LiberoExpert, v: View, yaw: float) -> np.ndarray:
+    """Top-down hand, fingers closing along the door (their flat side on it), turning with the door; of the two
+    equivalent yaws the one nearer the hand's, fixed once per swing."""
+    s = ex.state
+    if "yaw_offset" not in s.memo:
+        s.memo["yaw_offset"] = wrap_half_pi(yaw + np.pi / 2, gripper_yaw(v.eef_rot)) - yaw
+    return top_down(yaw + s.memo["yaw_offset"])
+
+
+def swing_reach(ex: LiberoExpert, v: View) -> Command:
+    """Above the point outside the open door where the push starts, fingers closed (a shut door is done)."""
+    s, fixture = ex.state, ex.task.owner
+    if s.steps_in_phase == 1 and float(v.joints[fixture][0]) > DOOR_SHUT:
+        ex.goto("done")
+        return hold_open()
+    _, yaw, _ = _door(v, fixture)
+    # Line up high enough that the fingers pass over the door's top on the way.
+    target = _swing_point(v, fixture, yaw, SWING_STANDOFF) + np.array([0.0, 0.0, SWING_ABOVE])
+    pos_a, rot_a, dist, ang = ex.servo(v, target, _swing_rot(ex, v, yaw))
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+        ex.goto("swing_lower")
+    return pos_a, rot_a, CLOSE
+
+
+def swing_lower(ex: LiberoExpert, v: View) -> Command:
+    fixture = ex.task.owner
+    _, yaw, _ = _door(v, fixture)
+    pos_a, rot_a, dist, _ = ex.servo(v, _swing_point(v, fixture, yaw, SWING_STANDOFF), _swing_rot(ex, v, yaw))
+    if dist < REACH_TOL or ex.stalled(dist) or ex.timed_out():
+        ex.goto("swing")
+    return pos_a, rot_a, CLOSE
+
+
+def swing(ex: LiberoExpert, v: View) -> Command:
+    """Push the door round its hinge, the hand leading the door's angle, until it counts as shut."""
+    s, fixture = ex.state, ex.task.owner
+    _, yaw, shut = _door(v, fixture)
+    lead = min(yaw + SWING_LEAD, shut + SWING_PAST)
+    pos_a, rot_a, _, _ = ex.servo(v, _swing_point(v, fixture, lead, -PUSH_PRESS), _swing_rot(ex, v, lead))
+    if float(v.joints[fixture][0]) > DOOR_SHUT or ex.timed_out():
+        s.hold_pos = v.eef_pos.copy()
+        s.memo["back"] = -np.array([-np.sin(yaw), np.cos(yaw), 0.0]) * SWING_BACKOFF
+        ex.goto("swing_retreat")
+    return pos_a, rot_a, CLOSE
+
+
+def swing_retreat(ex: LiberoExpert, v: View) -> Command:
+    """Back off the door and rise."""
+    s = ex.state
+    _, yaw, _ = _door(v, ex.task.owner)
+    return _rise(ex, v, s.hold_pos + s.memo["back"], _swing_rot(ex, v, yaw), CLOSE)
+
+
 # -- pushing -----------------------------------------------------------------------------------------------
 def solids(v: View, skip: str) -> np.ndarray:
     """(n, 2, 3) world bounds (lo, hi) of everything on the table but `skip`: each object's box (`Box`), a
@@ -498,7 +595,7 @@ def solids(v: View, skip: str) -> np.ndarray:
     return np.array(boxes).reshape(-1, 2, 3)
 
 
-def _gaps(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def gaps(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(n,) distance of each point to the nearest box (negative: depth inside it), metres."""
     if len(boxes) == 0:
         return np.full(len(points), 1.0)
@@ -531,25 +628,34 @@ def _pusher_rot(direction: np.ndarray, narrow: bool, tilt: float, ref_yaw: float
     return mat_from_rotvec(axis * -tilt) @ top_down(yaw)
 
 
-def _pusher_offsets(box: Box, rot: np.ndarray, direction: np.ndarray) -> tuple[float, float] | None:
-    """(grip-site height above the object's bottom, reach: distance along the push from the fingers' front back to
-    the grip site) for a hand orientation, or None when it cannot push the object: the fingers' lowest point
-    stays PUSH_FLOOR over the table, and the front of the fingers (the face that meets the object) comes down
-    to the object's widest part: anywhere below its top, or for a rimmed one (PUSH_RIM) into the band just under
-    the rim (a tilted hand's front face is higher than its trailing fingertips)."""
+def _pusher_offsets(box: Box, rot: np.ndarray, direction: np.ndarray) -> tuple[float, float, float] | None:
+    """(grip-site height above the object's bottom; front: distance along the push from the grip site to the
+    fingers' front; contact: signed distance along the push from the object's centre to the face the fingers'
+    front meets) for a hand orientation, or None when it cannot push the object. From outside (contact behind the
+    centre) the fingers' lowest point stays PUSH_FLOOR over the table and their front comes down below the
+    object's top; from inside a dish (PUSH_DISH) the fingers hang just over its floor and meet its inner wall
+    ahead of the centre."""
     fingers = FINGER_POINTS @ rot.T
     ahead = fingers[:, :2] @ direction
     front = fingers[ahead >= ahead.max() - PUSH_FACE]
+    dish = PUSH_DISH.get(box.cat)
+    if dish is not None:
+        return dish[0] - float(fingers[:, 2].min()), float(ahead.max()), dish[1]
     height = PUSH_FLOOR - float(fingers[:, 2].min())
-    rim = PUSH_RIM.get(box.cat)
-    top = box.top - box.bottom
-    if rim is not None:
-        height = max(height, top - rim[0] - float(front[:, 2].min()))
-        if float(front[:, 2].min()) + height > top - rim[1] + 1e-9:
-            return None
-    elif float(front[:, 2].min()) + height > top - 0.005:
+    if float(front[:, 2].min()) + height > box.top - box.bottom - 0.005:
         return None
-    return height, float(ahead.max())
+    return height, float(ahead.max()), -footprint_half(box)
+
+
+def _body_points(box: Box) -> np.ndarray:
+    """Sample points of the pushed object relative to its centre xy (world heights): over its box, or for a round
+    one (`ROUND`) over the cylinder in it (the box's corners stick out of a plate by 3 cm)."""
+    lo, hi = box.wlo - box.centre * [1, 1, 0], box.whi - box.centre * [1, 1, 0]
+    if box.cat not in ROUND:
+        return lo + _GRID * (hi - lo)
+    a = np.linspace(-np.pi, np.pi, 16, endpoint=False)
+    ring = footprint_half(box) * np.column_stack([np.cos(a), np.sin(a)])
+    return np.array([[x, y, z] for x, y in np.vstack([ring, [[0.0, 0.0]]]) for z in np.linspace(lo[2], hi[2], 3)])
 
 
 def _push_plan(ex: LiberoExpert, v: View) -> list[dict]:
@@ -561,24 +667,28 @@ def _push_plan(ex: LiberoExpert, v: View) -> list[dict]:
         return s.memo["legs"]
     box = Box(task.obj, v.objects[task.obj])
     boxes = solids(v, task.obj)
-    radius = footprint_half(box)
     start, centre = box.centre[:2], np.asarray(v.sites[task.target][:2])
-    lo, hi = box.wlo - box.centre * [1, 1, 0], box.whi - box.centre * [1, 1, 0]
-    body = lo + _GRID * (hi - lo)  # points over the object's box, relative to its centre xy
+    body = _body_points(box)
     ref_yaw = gripper_yaw(v.eef_rot)
 
     def body_gap(p: np.ndarray) -> float:
-        return float(_gaps(body + np.append(p, 0.0), boxes).min())
+        return float(gaps(body + np.append(p, 0.0), boxes).min())
 
     offsets = [np.array([dx, dy]) for dx in (0.0, -PUSH_GOAL_SLACK, PUSH_GOAL_SLACK)
                for dy in (0.0, -PUSH_GOAL_SLACK, PUSH_GOAL_SLACK)]
     goal = max((centre + o for o in offsets), key=lambda g: (min(body_gap(g), PUSH_CLEAR), -np.linalg.norm(g - centre)))
     paths = [[goal]]
-    for a in np.linspace(-np.pi, np.pi, 16, endpoint=False):
-        for length in (0.06, 0.12, 0.18, 0.25):
-            paths.append([start + length * np.array([np.cos(a), np.sin(a)]), goal])
-    poses = [(False, tilt, side) for tilt in PUSH_TILTS for side in PUSH_SIDE_SHIFTS]
-    poses += [(True, tilt, 0.0) for tilt in PUSH_TILTS]
+    lo_xy, hi_xy = np.minimum(start, goal) - PUSH_CORNER_REACH, np.maximum(start, goal) + PUSH_CORNER_REACH
+    for x in np.arange(lo_xy[0], hi_xy[0], PUSH_CORNER_STEP):
+        for y in np.arange(lo_xy[1], hi_xy[1], PUSH_CORNER_STEP):
+            paths.append([np.array([x, y]), goal])
+    if box.cat in PUSH_DISH:
+        # Upright, on the line through the centre, the closing axis along the push: the closed fingers reach from
+        # the wall ahead back over the middle of the floor, holding the dish down against the tipping.
+        poses = [(True, 0.0, 0.0)]
+    else:
+        poses = [(False, tilt, side) for tilt in PUSH_TILTS for side in PUSH_SIDE_SHIFTS]
+        poses += [(True, tilt, 0.0) for tilt in PUSH_TILTS]
 
     def plan(path: list[np.ndarray]) -> tuple[tuple[float, float], list[dict]]:
         worst, length, here, legs = np.inf, 0.0, start, []
@@ -597,11 +707,13 @@ def _push_plan(ex: LiberoExpert, v: View) -> list[dict]:
                 offsets = _pusher_offsets(box, rot, d)
                 if offsets is None:
                     continue
-                height, front = offsets
-                reach = radius + front + PUSH_STANDOFF
+                height, front, contact = offsets
+                reach = front + PUSH_STANDOFF - contact
                 pts = np.concatenate([HAND_POINTS, FINGER_POINTS]) @ rot.T
-                clear = min(float(_gaps(pts + np.append(p - d * reach + across * side, box.bottom + height),
-                                        boxes).min()) for p in samples)
+                # The hand keeps clear of everything and within the arm's reach at table height.
+                clear = min(min(float(gaps(pts + np.append(grip, box.bottom + height), boxes).min()),
+                                reach_margin(grip))
+                            for grip in (p - d * reach + across * side for p in samples))
                 if best is None or min(clear, PUSH_CLEAR) > min(best[0], PUSH_CLEAR) + 1e-9:
                     best = (clear, dict(waypoint=w, narrow=narrow, tilt=tilt, side=side, dir0=d))
             if best is None:
@@ -613,6 +725,7 @@ def _push_plan(ex: LiberoExpert, v: View) -> list[dict]:
         return (min(worst, PUSH_CLEAR), -length - PUSH_CORNER * (len(legs) - 1)), legs
 
     s.memo["legs"] = max((plan(path) for path in paths), key=lambda r: r[0])[1]
+    s.memo["table_z"] = box.bottom
     return s.memo["legs"]
 
 
@@ -631,16 +744,17 @@ def _push_leg(ex: LiberoExpert, v: View) -> tuple[np.ndarray, np.ndarray, float,
 
 def _pusher_pose(ex: LiberoExpert, v: View, centre: np.ndarray, d: np.ndarray, leg: dict,
                  standoff: float) -> tuple[np.ndarray, np.ndarray]:
-    """Grip-site position and hand orientation with the fingers `standoff` behind the object's edge."""
-    s = ex.state
+    """Grip-site position and hand orientation with the fingers' front `standoff` short of the face they push
+    (`_pusher_offsets`)."""
     if "rot" not in leg:
         leg["rot"] = _pusher_rot(d, leg["narrow"], leg["tilt"], gripper_yaw(v.eef_rot))
     box = Box(ex.task.obj, v.objects[ex.task.obj])
     # The orientation is fixed per leg; the offsets follow the direction as the push steers.
-    height, front = _pusher_offsets(box, leg["rot"], d) or _pusher_offsets(box, leg["rot"], leg["dir0"])
-    xy = centre - d * (footprint_half(box) + front + standoff) + np.array([-d[1], d[0]]) * leg["side"]
-    del s
-    return np.array([xy[0], xy[1], box.bottom + height]), leg["rot"]
+    height, front, contact = _pusher_offsets(box, leg["rot"], d) or _pusher_offsets(box, leg["rot"], leg["dir0"])
+    xy = centre + d * (contact - front - standoff) + np.array([-d[1], d[0]]) * leg["side"]
+    # Heights from the table (the object's bottom when the push was planned): an object tipped by the push is not
+    # followed up or down.
+    return np.array([xy[0], xy[1], ex.state.memo["table_z"] + height]), leg["rot"]
 
 
 def push_reach(ex: LiberoExpert, v: View) -> Command:
@@ -727,10 +841,15 @@ PHASES: dict[str, Phase] = {
     "knob_twist": Phase(knob_twist, max_steps=60),
     "knob_release": Phase(knob_release, max_steps=15),
     "knob_retreat": Phase(knob_retreat, max_steps=30),
+    "swing_reach": Phase(swing_reach, max_steps=100),
+    "swing_lower": Phase(swing_lower, max_steps=40),
+    "swing": Phase(swing, max_steps=150),
+    "swing_retreat": Phase(swing_retreat, max_steps=30),
     "push_reach": Phase(push_reach, max_steps=100),
     "push_lower": Phase(push_lower, max_steps=40),
     "push": Phase(push, max_steps=150),
     "push_retreat": Phase(push_retreat, max_steps=40),
 }
-FIRST = {"open": "pull_reach", "close": "shove_reach", "turnon": "knob_reach", "push": "push_reach"}
+FIRST = {"open": "pull_reach", "close": "shove_reach", "swing": "swing_reach", "turnon": "knob_reach",
+         "push": "push_reach"}
 """The first phase of each skill."""

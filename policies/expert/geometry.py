@@ -39,6 +39,8 @@ EXTENTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]
     "white_yellow_mug": ((-0.071, -0.053, -0.000), (0.068, 0.053, 0.103)),
     "black_book": ((-0.015, -0.067, 0.002), (0.014, 0.043, 0.137)),
     "chefmate_8_frypan": ((-0.097, -0.103, 0.001), (0.259, 0.101, 0.059)),
+    "desk_caddy": ((-0.076, -0.217, 0.001), (0.075, 0.216, 0.168)),
+    "microwave": ((-0.173, -0.11, 0.0), (0.172, 0.111, 0.187)),
 }
 DEFAULT_EXTENT = ((-0.03, -0.03, -0.03), (0.03, 0.03, 0.03))
 
@@ -66,6 +68,15 @@ KNOB_FIN_TOP = 0.05
 """Height of the fin's top above the stove body's origin."""
 KNOB_ON = 0.5
 """Knob angle at and above which LIBERO counts the stove as turned on (`FlatStove.turn_on`), rad."""
+
+DOOR_HINGE = np.array([-0.1725, -0.088, 0.096])
+"""A microwave's door hinge (a vertical axis) relative to the microwave's body origin, microwave frame; the door
+turns about it from open (-1.58 rad as LIBERO sets it) to shut (0, the joint's limit). Door frame: local x along the
+door from the hinge (the door is 26 cm long, 18.5 cm tall, centred on the hinge's height), local y into the oven."""
+DOOR_OUTER_FACE = -0.025
+"""Local y of the door's outer face (the handle stands out 3 cm further, 24 cm from the hinge), door frame."""
+DOOR_SHUT = -0.005
+"""Door angle above which LIBERO counts a microwave as closed (`Microwave.is_close`), rad."""
 
 CABINET_CARCASS = ((-0.123, -0.078, 0.005), (0.131, 0.112, 0.223))
 """A cabinet's body without its drawers' fronts and handles (local frame, lo/hi, as EXTENTS)."""
@@ -114,6 +125,22 @@ def quat_wxyz_to_mat(q: np.ndarray) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def quat_wxyz_from_mat(r: np.ndarray) -> np.ndarray:
+    """Unit quaternion wxyz of rotation matrix r (inverse of `quat_wxyz_to_mat`)."""
+    w = np.sqrt(max(0.0, 1.0 + np.trace(r))) / 2.0
+    if w > 1e-3:
+        return np.array([w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w),
+                         (r[1, 0] - r[0, 1]) / (4 * w)])
+    # Near a half turn: from the largest diagonal element (Shepperd).
+    i = int(np.argmax(np.diag(r)))
+    j, k = (i + 1) % 3, (i + 2) % 3
+    v = np.sqrt(max(0.0, 1.0 + r[i, i] - r[j, j] - r[k, k])) / 2.0
+    q = np.zeros(4)
+    q[0], q[1 + i] = (r[k, j] - r[j, k]) / (4 * v), v
+    q[1 + j], q[1 + k] = (r[j, i] + r[i, j]) / (4 * v), (r[k, i] + r[i, k]) / (4 * v)
+    return q
 
 
 def quat_xyzw_to_mat(q: np.ndarray) -> np.ndarray:
@@ -174,6 +201,11 @@ def pointing(direction: np.ndarray, roll: float = 0.0) -> np.ndarray:
     side = np.cross(np.array([0.0, 0.0, 1.0]), z)
     y = np.cos(roll) * np.array([0.0, 0.0, 1.0]) - np.sin(roll) * side
     return np.column_stack([np.cross(y, z), y, z])
+
+
+def wrap_pi(angle: float) -> float:
+    """The angle in [-pi, pi), rad."""
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
 def wrap_half_pi(yaw: float, ref: float = 0.0) -> float:

@@ -1,11 +1,11 @@
 """Scripted LIBERO expert: a waypoint state machine over privileged ground truth (object poses, goal predicates).
 
-This module is the driver: it plans the goal into steps (`planner.plan_goal`: pick-and-place, opening or
-closing a drawer, turning a knob, pushing), turns an observation into a `View`, runs one phase step per action
-(the phase tables of the skills, `pick_place.PHASES` and `articulated.PHASES`; see `control.py` for the phase
-contract), moves on to the next step when a step's skill is done, servos, limits the actions and predicts the
-hand inside open-loop chunks. Uses only `obs.proprio` and `obs.privileged`, so it drives any suite that
-exposes `PrivilegedState`.
+This module is the driver: it plans the goal into steps (`planner.plan_goal`: pick-and-place, laying an object
+down on its side, opening or closing a drawer, swinging a door shut, turning a knob, pushing), turns an observation
+into a `View`, runs one phase step per action (the phase tables of the skills, `pick_place.PHASES`,
+`laying.PHASES` and `articulated.PHASES`; see `control.py` for the phase contract), moves on to the next step
+when a step's skill is done, servos, limits the actions and predicts the hand inside open-loop chunks. Uses only
+`obs.proprio` and `obs.privileged`, so it drives any suite that exposes `PrivilegedState`.
 
 Action contract (robosuite OSC_POSE delta, as LIBERO): a[:3] eef translation, 1.0 = 0.05 m; a[3:6] world-frame
 axis-angle rotation, 1.0 = 0.5 rad; a[6] gripper, -1 open / +1 close. Every action is finite and in [-1, 1].
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from policies.base import PolicyOutput
-from policies.expert import articulated, pick_place
+from policies.expert import articulated, laying, pick_place
 from policies.expert.control import OPEN, PROGRESS, View
 from policies.expert.geometry import mat_from_rotvec, quat_xyzw_to_mat, rotvec_from_mat
 from policies.expert.planner import Articulate, Grasp, PickPlace, Push, Step, TurnOn, Unsupported, plan_goal
@@ -96,6 +96,8 @@ class State:
     """Eef position held while closing or opening (also the base of the regrasp and retreat waypoints)."""
     carry_z: float = 0.0
     """Eef height the lift phase rises to, metres."""
+    carry_yaw: float = 0.0
+    """Hand yaw from transport to retreat, rad (`pick_place.start_carry`)."""
     release_z: float = 0.0
     """Height of the carried object's bottom at release, metres."""
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
@@ -108,16 +110,16 @@ class State:
     """What an articulated skill remembers within its step (hand roll or yaw, knob angle at the grip, ...)."""
 
 
-PHASES = {**pick_place.PHASES, **articulated.PHASES}
+PHASES = {**pick_place.PHASES, **articulated.PHASES, **laying.PHASES}
 """Phase name -> `control.Phase` of every skill the driver runs (a new skill merges its table in here)."""
 
 
 def first_phase(step: Step) -> str:
     """The phase a plan step starts in."""
     if isinstance(step, PickPlace):
-        return pick_place.FIRST
+        return laying.FIRST if step.lay else pick_place.FIRST
     if isinstance(step, Articulate):
-        return articulated.FIRST[step.action]
+        return articulated.FIRST["swing" if step.target == step.owner else step.action]
     if isinstance(step, TurnOn):
         return articulated.FIRST["turnon"]
     if isinstance(step, Push):

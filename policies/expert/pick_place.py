@@ -4,11 +4,15 @@ approach (above the grasp, fingers pre-shaped) -> descend -> grasp (close until 
 transport (above the place target, flying only as high as obstacles ahead demand) -> lower -> release (open)
 -> retreat -> done. A grasp that did not lift the object, or an object that slipped out in transport, goes
 through regrasp (open, back off upwards) to a fresh approach, at most `ExpertConfig.max_retries` times.
-Every phase holds the hand top-down at the grasp yaw. Distances are metres, angles radians, counts steps.
+Every phase holds the hand top-down at the grasp yaw, from transport on at the carry yaw (the grasp yaw, turned over
+the target so that an object put into a slot lies along it, `planner.place_yaw`). Into a fixture loaded through a
+front opening (`planner.FRONT_LOADED`, a microwave) the object is held by its handle and lowered in front of the
+opening, then carried in (insert) before the release. Distances are metres, angles radians, counts steps.
 
-Grasps come from `planner.plan_grasp` (rim grasps for bowls and mugs, fixed holds for a moka pot, top grasps
-otherwise). Placing into a drawer also keeps the hand and the carried object clear of the drawers that stick out
-(`planner.drawer_solids`); mugs, which swing when held at the rim, are lowered until their foot lands; objects on
+Grasps come from `planner.plan_grasp` (rim grasps for bowls and mugs, fixed holds for a moka pot, handles for
+front loading, top grasps otherwise). Placing into a drawer also keeps the hand and the carried object clear of the
+drawers that stick out (`planner.drawer_solids`), sliding an object out from under an opened drawer before lifting
+it; mugs, which swing when held at the rim, are lowered until their foot lands; objects on
 fixed holds are let go only once the fingers have opened, and the hand slides off them before rising.
 """
 from __future__ import annotations
@@ -20,9 +24,11 @@ import numpy as np
 
 from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, fingers_still, gripper_settled,
                                      hold_open, shape, shaped)
-from policies.expert.geometry import EXTENTS, HOLDS, Box, category, gripper_yaw, top_down
-from policies.expert.planner import (BOWL_RIM_DEPTH, RELEASE_GAP, clearance_bottom, drawer_solids, drawer_target,
-                                     hand_clearance_path, place_target, plan_grasp)
+from policies.expert.geometry import (EXTENTS, HAND_BOX, HOLDS, Box, category, gripper_yaw, top_down, wrap_half_pi,
+                                      wrap_pi)
+from policies.expert.planner import (BOWL_RIM_DEPTH, CLEARANCE, RELEASE_GAP, clearance_bottom, drawer_solids,
+                                     drawer_target, front_opening, hand_clearance_path, parent_object, place_target,
+                                     place_yaw, plan_grasp)
 
 if TYPE_CHECKING:
     from policies.expert.libero import LiberoExpert
@@ -54,6 +60,15 @@ MISS_CHECK_RISE = 0.03
 """Rise of the hand above the grasp point at which an object that has not risen counts as missed, metres."""
 LIFT_TOL = 0.02
 """Hand height below the carry height at which transport starts, metres."""
+INSERT_DEPTH = 0.12
+"""How far in front of its place an object put in through a front opening is lowered, then carried in, metres."""
+FRONT_GAP = 0.005
+"""Gap kept between the hand and a front opening's plane, metres."""
+INSERT_TOL = 0.004
+"""Distance to the place point at which an object carried in through a front opening is let go: every millimetre
+counts for its centre of mass to stand over the oven's floor, metres."""
+ESCAPE_GAP = 0.01
+"""Clearance kept from a fixture part over the object while it is slid out from under it, metres."""
 REGRASP_TOL = 0.015
 """Distance to the back-off point at which a fresh approach starts, metres."""
 DROP_SLIP = 0.05
@@ -62,6 +77,8 @@ TRANSPORT_TOL = 0.01
 """Distance to the hover point at which lowering starts, metres."""
 TRANSPORT_STALL_RANGE = 0.03
 """Distance to the hover point within which a stalled transport lowers anyway, metres."""
+TURN_TOL = 0.08
+"""Hand yaw error below which a transport that turns the object lowers it, rad."""
 HOLD_BACKOFF = 0.025
 """Sideways move away from the object's axis after releasing a fixed hold, before rising, metres."""
 HOLD_RELEASE_OPENING = 0.006
@@ -140,15 +157,21 @@ def grasp(ex: LiberoExpert, v: View) -> Command:
     s = ex.state
     pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
     if gripper_settled(ex, v, GRASP_MIN_STEPS):
-        _start_carry(ex, v)
+        start_carry(ex, v)
         ex.goto("lift")
     return pos_a, rot_a, CLOSE
 
 
 def lift(ex: LiberoExpert, v: View) -> Command:
-    """Straight up to the carry height; an object that stays behind is a missed grasp."""
+    """Straight up to the carry height; an object that stays behind is a missed grasp. From under a fixture part
+    that moved over it (an opened drawer), out sideways first, no higher than the part lets it."""
     s = ex.state
     target = np.array([s.hold_pos[0], s.hold_pos[1], s.carry_z])
+    under = None if v.predicted else _under_moved_part(ex, v)
+    if under is not None:
+        shift, room = under
+        s.hold_pos[:2] = v.eef_pos[:2] + shift
+        target = np.array([s.hold_pos[0], s.hold_pos[1], min(s.carry_z, v.eef_pos[2] + room)])
     pos_a, rot_a, _, _ = ex.servo(v, target, top_down(s.grasp.yaw))
     rise_left = max(0.0, s.carry_z - v.eef_pos[2])
     lifted = v.predicted or float(v.objects[ex.task.obj][2]) > s.obj_start_z + LIFTED_RISE
@@ -183,12 +206,16 @@ def transport(ex: LiberoExpert, v: View) -> Command:
     obj_xy = v.eef_pos[:2] + s.offset[:2] + _centre_shift(ex, v)
     need = max(
         clearance_bottom(task, v.objects, obj_xy, xy, **_moved_parts(ex, v)) + s.bottom_below_eef,
-        hand_clearance_path(v.eef_pos[:2], goal_xy, s.grasp.yaw, v.objects, task.obj, **_moved_parts(ex, v)),
+        hand_clearance_path(v.eef_pos[:2], goal_xy, s.carry_yaw, v.objects, task.obj, **_moved_parts(ex, v)),
     )
     hover = s.release_z + s.bottom_below_eef + ex.config.hover_height
     target = np.array([goal_xy[0], goal_xy[1], max(need, hover)])
-    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
-    if dist < TRANSPORT_TOL or ex.stalled(dist, TRANSPORT_STALL_RANGE) or ex.timed_out():
+    # An object turned for a slot is turned once over the slot (turning while it travels, a tall one held near its
+    # top swings round in the fingers), and goes down once it lies along the slot.
+    near = float(np.linalg.norm(target - v.eef_pos)) < TRANSPORT_STALL_RANGE
+    pos_a, rot_a, dist, ang = ex.servo(v, target, top_down(s.carry_yaw if near else s.grasp.yaw))
+    turned = s.carry_yaw == s.grasp.yaw or (near and ang < TURN_TOL)
+    if (turned and (dist < TRANSPORT_TOL or ex.stalled(dist, TRANSPORT_STALL_RANGE))) or ex.timed_out():
         ex.goto("lower")
     return pos_a, rot_a, CLOSE
 
@@ -200,7 +227,7 @@ def lower(ex: LiberoExpert, v: View) -> Command:
         return hold_open()
     xy, goal_xy = goals
     s = ex.state
-    swings = category(ex.task.obj) in SWINGS
+    swings = category(ex.task.obj) in SWINGS and s.grasp.theta is not None  # held at the rim, not the handle
     if swings:
         # An object that swings in the hand makes the tracked offset wander: correct once for where the object
         # hangs now, then go straight down until its bottom reaches the release height.
@@ -208,7 +235,7 @@ def lower(ex: LiberoExpert, v: View) -> Command:
             s.memo["lower_xy"] = v.eef_pos[:2] + xy - Box(ex.task.obj, v.objects[ex.task.obj]).centre[:2]
         goal_xy = s.memo["lower_xy"]
     target = np.array([goal_xy[0], goal_xy[1], s.release_z + s.bottom_below_eef - (SWING_SINK if swings else 0.0)])
-    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.carry_yaw))
     if swings:
         # Its bottom as if upright (it hangs tilted: the tilted box's lowest corner is lower than its foot).
         foot = float(v.objects[ex.task.obj][2]) + EXTENTS[category(ex.task.obj)][0][2]
@@ -218,6 +245,20 @@ def lower(ex: LiberoExpert, v: View) -> Command:
         done = dist < LOWER_TOL or ex.stalled(dist) or ex.timed_out()
     if done:
         s.hold_pos = v.eef_pos.copy()
+        ex.goto("insert" if front_opening(ex.task, v.objects, v.sites) is not None else "release")
+    return pos_a, rot_a, CLOSE
+
+
+def insert(ex: LiberoExpert, v: View) -> Command:
+    """At the release height, in through the front opening (`planner.FRONT_LOADED`)."""
+    goals = _carry_goal(ex, v)
+    if goals is None:
+        return hold_open()
+    s = ex.state
+    target = np.array([goals[1][0], goals[1][1], s.release_z + s.bottom_below_eef])
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.carry_yaw))
+    if dist < INSERT_TOL or ex.stalled(dist, INSERT_TOL) or ex.timed_out():
+        s.hold_pos = v.eef_pos.copy()
         ex.goto("release")
     return pos_a, rot_a, CLOSE
 
@@ -225,7 +266,7 @@ def lower(ex: LiberoExpert, v: View) -> Command:
 def release(ex: LiberoExpert, v: View) -> Command:
     """Open in place until the fingers stop."""
     s = ex.state
-    pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.grasp.yaw))
+    pos_a, rot_a, _, _ = ex.servo(v, s.hold_pos, top_down(s.carry_yaw))
     opened = True
     if category(ex.task.obj) in HOLDS:
         # Held nearly wide open, the fingers are still for a while before they start to open: wait until they
@@ -249,7 +290,7 @@ def retreat(ex: LiberoExpert, v: View) -> Command:
             s.memo["backed"] = False
         if not s.memo["backed"]:
             target = s.hold_pos + s.memo["away"]
-    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.grasp.yaw))
+    pos_a, rot_a, dist, _ = ex.servo(v, target, top_down(s.carry_yaw))
     if category(ex.task.obj) in HOLDS and not s.memo["backed"]:
         s.memo["backed"] = dist < RETREAT_TOL / 2
     elif dist < RETREAT_TOL or ex.timed_out():
@@ -271,6 +312,7 @@ PHASES: dict[str, Phase] = {
     "regrasp": Phase(regrasp, max_steps=25),
     "transport": Phase(transport, max_steps=80, carries=True),
     "lower": Phase(lower, max_steps=50, carries=True),
+    "insert": Phase(insert, max_steps=50, carries=True),
     "release": Phase(release, max_steps=15),
     "retreat": Phase(retreat, max_steps=30),
     "done": Phase(done),
@@ -289,6 +331,8 @@ def _grasp_context(ex: LiberoExpert, v: View) -> dict:
         # Objects spread over one region (along +x, see `planner._spread`) all lean the same way: toward +x.
         # The first one's foot swings toward the middle, and none swings into the one placed before it.
         return {"side": np.array([1.0, 0.0])}
+    if front_opening(task, v.objects, v.sites) is not None:
+        return {"handle": True}
     cabinet = drawer_target(task, v.objects, v.sites)
     if cabinet is None:
         return {}
@@ -305,14 +349,42 @@ def _moved_parts(ex: LiberoExpert, v: View) -> dict:
     return {} if cabinet is None else {"extra": tuple(drawer_solids(v.objects, v.sites, v.joints, cabinet))}
 
 
-def _start_carry(ex: LiberoExpert, v: View) -> None:
-    """After closing: measure the hand-object offset and fix carry and release heights."""
+def _under_moved_part(ex: LiberoExpert, v: View) -> tuple[np.ndarray, float] | None:
+    """Where fixture parts that moved (`_moved_parts`) hang over the carried object: (the shortest xy move, along
+    a table axis, that takes the object out from under them with ESCAPE_GAP to spare; how far it may rise until
+    its top is ESCAPE_GAP under them), metres; None when nothing hangs over it."""
+    box = Box(ex.task.obj, v.objects[ex.task.obj])
+    over = [sol for sol in _moved_parts(ex, v).get("extra", ()) if sol.wlo[2] > box.top - ESCAPE_GAP
+            and np.all(sol.wlo[:2] < box.whi[:2] + ESCAPE_GAP) and np.all(sol.whi[:2] > box.wlo[:2] - ESCAPE_GAP)]
+    if not over:
+        return None
+    lo, hi = np.min([sol.wlo for sol in over], axis=0), np.max([sol.whi for sol in over], axis=0)
+    moves = [np.array([lo[0] - ESCAPE_GAP - box.whi[0], 0.0]), np.array([hi[0] + ESCAPE_GAP - box.wlo[0], 0.0]),
+             np.array([0.0, lo[1] - ESCAPE_GAP - box.whi[1]]), np.array([0.0, hi[1] + ESCAPE_GAP - box.wlo[1]])]
+    return min(moves, key=lambda m: float(np.abs(m).sum())), max(0.0, float(lo[2]) - box.top - ESCAPE_GAP)
+
+
+def start_carry(ex: LiberoExpert, v: View) -> None:
+    """After closing: measure the hand-object offset and fix carry and release heights and the carry yaw."""
     s, task = ex.state, ex.task
     box = Box(task.obj, v.objects[task.obj])
     s.offset = v.objects[task.obj][:3] - v.eef_pos
     s.bottom_below_eef = float(v.eef_pos[2] - box.bottom)
     goal_xy, s.release_z = place_target(task, v.objects, v.sites)
+    s.carry_yaw = s.grasp.yaw
+    turn = place_yaw(task, v.objects, v.sites)
+    if turn is not None:
+        yaw, handle = turn
+        (_, _), (long_dir, _) = box.horizontal_axes()
+        axis = box.rot[:2, 0] if handle else long_dir
+        now = float(np.arctan2(axis[1], axis[0]))
+        s.carry_yaw += wrap_pi(yaw - now) if handle else wrap_half_pi(yaw - now)
     clear = clearance_bottom(task, v.objects, box.centre[:2], goal_xy, lookahead=0.05, **_moved_parts(ex, v))
+    if turn is not None and front_opening(task, v.objects, v.sites) is None:
+        # Into a slot from above: up over the fixture's walls before setting off (flying low, a tall object reaches
+        # them before it has risen).
+        owner = parent_object(task.target, v.objects)
+        clear = max(clear, Box(owner, v.objects[owner]).top + CLEARANCE)
     s.carry_z = max(clear + s.bottom_below_eef, v.eef_pos[2] + ex.config.lift_height)
 
 
@@ -329,6 +401,18 @@ def _carry_goal(ex: LiberoExpert, v: View) -> tuple[np.ndarray, np.ndarray] | No
             ex.goto("regrasp")
             return None
         s.offset = offset
+    front = front_opening(task, v.objects, v.sites)
+    if front is not None:
+        # Through a front opening: the hand as far in as it stays out of it (its thin side facing it); in front of
+        # that by INSERT_DEPTH until lowered to the release height.
+        if not v.predicted:
+            # Held by its handle, the object hangs a few degrees tilted: its lowest edge, not the foot it had on the
+            # table, has to clear the opening's sill.
+            s.bottom_below_eef = float(v.eef_pos[2] - Box(task.obj, v.objects[task.obj]).bottom)
+        middle, out = front
+        back = HAND_BOX[1][0] + FRONT_GAP + (INSERT_DEPTH if s.phase in ("transport", "lower") else 0.0)
+        eef = middle + out * back
+        return eef + s.offset[:2] + _centre_shift(ex, v), eef
     xy, _ = place_target(task, v.objects, v.sites)
     return xy, xy - s.offset[:2] - _centre_shift(ex, v)
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from policies.expert.geometry import (CABINET_CARCASS, CONTAINERS, DRAWER_BOX, DRAWER_FLOOR, DRAWER_INNER_FRONT,
-                                      DRAWER_OUT, DRAWER_PLACE_GAP, HAND_BOX, HANDLE_BOX, HOLDS, RIMS, ROUND, Box,
-                                      category, quat_wxyz_to_mat, top_down, wrap_half_pi)
+from policies.expert.geometry import (CABINET_CARCASS, CONTAINERS, DEFAULT_EXTENT, DRAWER_BOX, DRAWER_FLOOR,
+                                      DRAWER_INNER_FRONT, DRAWER_OUT, DRAWER_PLACE_GAP, EXTENTS, HAND_BOX, HANDLE_BOX,
+                                      HOLDS, RIMS, ROUND, Box, category, quat_wxyz_from_mat, quat_wxyz_to_mat,
+                                      top_down, wrap_half_pi)
 
 GRIPPER_MAX_WIDTH = 0.075
 """Widest object span the Panda fingers close around with margin, metres."""
@@ -37,15 +38,31 @@ CLEARANCE = 0.04
 """Vertical margin kept between a carried object and anything it passes over, metres."""
 REACH_X = 0.13
 """World x beyond which a top-down hand at rim height gets close to the arm's reach limit, metres."""
+ARM_REACH = 0.77
+"""Horizontal distance from the arm's base, which stands ARM_REACH behind REACH_X on the table's centre line (y = 0),
+within which a top-down hand reaches down to the table without stretching the arm straight, metres."""
+
+
+def reach_margin(xy: np.ndarray) -> float:
+    """How far inside the arm's reach at table height (ARM_REACH) a top-down hand over `xy` is, metres."""
+    return ARM_REACH - float(np.linalg.norm(np.asarray(xy[:2]) - np.array([REACH_X - ARM_REACH, 0.0])))
 AVOID_ANGLE = 0.7
 """Rim directions within this angle (rad) of a direction that already failed are penalised."""
 RELEASE_GAP = 0.012
 """Height of a carried object's bottom above the receiving surface when the gripper opens, metres."""
 RELEASE_GAP_BY_CATEGORY = {"moka_pot": 0.004}
+FRONT_RELEASE_GAP = 0.008
+"""Height of the lowest edge of an object carried in through a front opening above the floor (and the sill) when it
+is let go, metres."""
 """Smaller drops for tall objects on a small foot, which tip over from RELEASE_GAP, metres."""
-SURFACES = {"flat_stove": 0.026}
+SURFACES = {"flat_stove": 0.026, "desk_caddy": 0.014, "microwave": 0.024}
 """Height of the surface a fixture's regions receive objects on, above its body origin, where its box's top is
-higher (a stove's burner plate lies 2.4 cm below the top of its knob), metres."""
+higher (a stove's burner plate lies 2.4 cm below the top of its knob, a caddy's compartments have their floor
+15 cm below the top of its walls, a microwave's oven its floor under a 16 cm roof), metres."""
+ALIGNED = {"desk_caddy": np.pi / 2}
+"""Fixtures whose regions take an object only along one direction: the yaw (fixture frame, rad, modulo pi) the
+carried object's long horizontal axis is turned to before it goes in (a book upright in a caddy's compartment,
+which is long along the caddy's local y)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,8 @@ class PickPlace:
     shift: tuple[float, float] = (0.0, 0.0)
     """Offset of the place point from the target's centre (world xy, metres): objects that share a target
     region are spread over it."""
+    lay: bool = False
+    """The object goes down lying on its side (`LYING`): held from the side and tipped over first (`laying.py`)."""
 
 
 
@@ -89,7 +108,8 @@ def parent_object(site: str, objects: dict[str, np.ndarray]) -> str | None:
 
 @dataclass(frozen=True)
 class Articulate:
-    """Open or close (`action`) a drawer (its region site)."""
+    """Open or close (`action`) a drawer (its region site), or close a hinged door (`target` = `owner`, the
+    fixture)."""
 
     action: str
     target: str
@@ -130,11 +150,28 @@ SHARED_SPACING = 0.10
 """Distance between objects put on one region site, metres (two moka pots on a burner)."""
 DRAWERS = {"wooden_cabinet", "white_cabinet"}
 """Fixture categories whose region sites are drawers (`site_joints`: the slide, negative = pulled out)."""
+HINGED = {"microwave"}
+"""Fixture categories with a hinged door (`fixture_joints`: the hinge, 0 = shut)."""
 KNOBS = {"flat_stove"}
 """Fixture categories turned on by a knob (`fixture_joints`)."""
-SLOTS = {"wine_rack", "desk_caddy"}
-"""Fixtures whose regions take an object only in one orientation (a bottle lying in a rack's groove, a book
-upright in a caddy's compartment): no skill yet."""
+LYING = {"wine_rack": np.array([0.0, 0.014, 0.029])}
+"""Fixtures whose regions take an object lying on its side along the fixture's local x (a bottle in a wine rack's
+top groove, rolled against the lip below it): where the object's centre comes to rest, relative to the region's
+site, fixture frame, metres."""
+FRONT_LOADED = {"microwave": (-0.088, (-0.144, 0.063))}
+"""Fixtures whose regions are filled through an opening in front, under a roof a top-down hand does not fit under
+(a microwave's oven): (the local y of the opening's plane, which faces local -y; the opening's extent along local
+x), metres. The object goes in held by its handle (`HANDLE_GRIPS`), the handle facing out, as deep as the hand over
+the handle stays out of the opening, the hand (20 cm long along the opening) in front of it rather than of the
+panel beside it; the door, swung shut, sweeps it in the rest of the way."""
+HANDLE_GRIPS = {"white_yellow_mug": np.array([0.046, 0.0, 0.078])}
+"""Grip site on the top bar of an object's handle, which stands out along its local +x, object frame, metres: the
+fingers close across the bar (along local y) next to the body (held there a mug hangs within a few degrees of
+level), the hand's underside 1 cm over the rim (a descent that overshoots does not knock the mug)."""
+SIDE_GRIPS = {"wine_bottle": (0.045, 0.115)}
+"""Categories that can be held from the side and tipped over to lie down: heights of the grip along the upright
+object's axis above its origin, best first (the middle of a bottle's body, where it is balanced when lying; its
+neck, high above whatever stands around), metres."""
 PUSHED = {"plate"}
 """Object categories moved over the table by pushing rather than grasping (wider than the open gripper)."""
 
@@ -154,8 +191,9 @@ def plan_goal(goal, objects: dict, sites: dict, joints: dict | None = None) -> t
             if owner is None or (pred[1] not in sites and pred[1] not in objects):
                 return Unsupported(f"unknown target {pred[1]}")
             cat = category(owner)
-            if not (pred[1] in sites and cat in DRAWERS):
-                # Hinged doors (a microwave's) have no skill yet.
+            drawer = pred[1] in sites and cat in DRAWERS
+            # A hinged door (a microwave's) is only swung shut.
+            if not (drawer or (pred[0] == "close" and pred[1] in objects and cat in HINGED)):
                 return Unsupported(f"predicate {' '.join(pred)}")
             (opens if pred[0] == "open" else closes).append(Articulate(pred[0], pred[1], owner))
         elif len(pred) == 2 and pred[0] == "turnon":
@@ -221,8 +259,12 @@ def _move(pred, objects: dict, sites: dict) -> Step | Unsupported:
         if move.target in sites and owner is None:
             return Push(move.obj, move.target)
         return Unsupported(f"carrying {move.obj}")
-    if owner is not None and category(owner) in SLOTS:
-        return Unsupported(f"placing into slot {move.target}")
+    if owner is not None and category(owner) in FRONT_LOADED and category(move.obj) not in HANDLE_GRIPS:
+        return Unsupported(f"loading {move.obj} through a front opening")
+    if owner is not None and category(owner) in LYING:
+        if category(move.obj) not in SIDE_GRIPS:
+            return Unsupported(f"laying {move.obj} down")
+        return replace(move, lay=True)
     return move
 
 
@@ -292,8 +334,10 @@ def _enclosing_cabinet(box: Box, others: list[Box]) -> Box | None:
 
 def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, ...] = (),
                extra: tuple[Solid, ...] = (), place: tuple[np.ndarray, float, tuple[Solid, ...]] | None = None,
-               side: np.ndarray | None = None) -> Grasp:
+               side: np.ndarray | None = None, handle: bool = False) -> Grasp:
     """Top-down grasp of `obj`: position of the grip site between the fingertips, and the yaw.
+
+    `handle`: by its handle (`HANDLE_GRIPS`), the fingers across the handle's bar.
 
     `avoid`: rim directions (rad) of earlier rim grasps that stalled or missed; others are preferred. For rim
     grasps, `extra`: more obstacles for the hand (parts of fixtures that moved), and `place`: (centre xy the
@@ -303,6 +347,10 @@ def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, 
     its axis hangs tilted, its foot swinging toward the hold's side)."""
     box = Box(obj, objects[obj])
     others = [Box(n, p) for n, p in objects.items() if n != obj]
+    if handle:
+        closing = box.rot[:, 1]
+        yaw = wrap_half_pi(float(np.arctan2(closing[0], -closing[1])), current_yaw)
+        return Grasp(box.pos + box.rot @ HANDLE_GRIPS[box.cat], yaw)
     if box.cat in RIMS:
         # Straddle the wall: fingers close radially. Pick the rim point with the most free space around it
         # (neighbours, fixtures), mildly preferring little wrist rotation.
@@ -445,6 +493,9 @@ def _hand_clearance_z(xy: np.ndarray, finger_axis: np.ndarray, others: list[Box]
 
 def place_target(move: PickPlace, objects: dict, sites: dict) -> tuple[np.ndarray, float]:
     """Where the carried object's centre goes (xy) and the height its bottom is released at, metres."""
+    if move.lay:
+        rest = lying_box(move, objects, sites)
+        return rest.centre[:2], rest.bottom + RELEASE_GAP
     cabinet = drawer_target(move, objects, sites)
     if cabinet is not None:
         # Into a drawer: onto its floor, just inside its front (as far out of the cabinet as it fits), or in the
@@ -468,7 +519,55 @@ def place_target(move: PickPlace, objects: dict, sites: dict) -> tuple[np.ndarra
             surface = float(objects[owner][2]) + SURFACES[category(owner)]
         else:
             surface = Box(owner, objects[owner]).top if owner else float(site[2])
+    if front_opening(move, objects, sites) is not None:
+        # Carried in just over the sill and set down without a drop: dropped, an object standing out over the
+        # sill rocks and slides out over it.
+        return xy, surface + FRONT_RELEASE_GAP
     return xy, surface + RELEASE_GAP_BY_CATEGORY.get(category(move.obj), RELEASE_GAP)
+
+
+def lying_box(move: PickPlace, objects: dict, sites: dict) -> Box:
+    """The carried object at rest in its lying slot (`LYING`): its centre there, its axis (local z) along the
+    fixture's local x (either way: the box is the same)."""
+    owner = parent_object(move.target, objects)
+    rot = quat_wxyz_to_mat(objects[owner][3:7])
+    up = np.array([0.0, 0.0, 1.0])
+    lying = np.column_stack([up, np.cross(rot[:, 0], up), rot[:, 0]])
+    lo, hi = EXTENTS.get(category(move.obj), DEFAULT_EXTENT)
+    centre = np.asarray(sites[move.target][:3]) + rot @ LYING[category(owner)]
+    origin = centre - lying @ ((np.asarray(lo) + np.asarray(hi)) / 2)
+    return Box(move.obj, np.concatenate([origin, quat_wxyz_from_mat(lying)]))
+
+
+def place_yaw(move: PickPlace, objects: dict, sites: dict) -> tuple[float, bool] | None:
+    """How the carried object must be turned when it is put down onto its target: (world yaw, rad; whether that is
+    the yaw of its handle, local +x, rather than of its long horizontal axis modulo pi) — the long axis along a slot
+    (`ALIGNED`; `LYING`: the fixture's local x), the handle out of a front opening (`FRONT_LOADED`) — or None where
+    any yaw will do."""
+    owner = parent_object(move.target, objects) if move.target in sites else None
+    cat = category(owner) if owner is not None else None
+    if cat not in ALIGNED and cat not in LYING and cat not in FRONT_LOADED:
+        return None
+    rot = quat_wxyz_to_mat(objects[owner][3:7])
+    yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+    if cat in FRONT_LOADED:
+        return yaw - np.pi / 2, True
+    return yaw + ALIGNED.get(cat, 0.0), False
+
+
+def front_opening(move: PickPlace, objects: dict, sites: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a target filled through a front opening (`FRONT_LOADED`): (the point of the opening's plane in line with
+    the region, or as near as the hand along the opening stays in front of it, world xy; the unit direction out of
+    it), metres; else None."""
+    owner = parent_object(move.target, objects) if move.target in sites else None
+    if owner is None or category(owner) not in FRONT_LOADED:
+        return None
+    pos, rot = np.asarray(objects[owner][:3]), quat_wxyz_to_mat(objects[owner][3:7])
+    front, (lo, hi) = FRONT_LOADED[category(owner)]
+    across = float((rot.T @ (np.asarray(sites[move.target][:3]) - pos))[0])
+    half = HAND_BOX[1][1]
+    across = float(np.clip(across, lo + half, hi - half)) if hi - lo > 2 * half else (lo + hi) / 2
+    return (pos + rot @ np.array([across, front, 0.0]))[:2], -rot[:2, 1]
 
 
 def clearance_bottom(
