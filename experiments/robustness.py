@@ -45,9 +45,10 @@ def conditions_of(suite: str, perturbations: tuple[str, ...]) -> dict[str, str]:
     """Condition -> the suite it runs on: `clean` -> `suite`, each perturbation -> its canonical perturbed suite."""
     from harness.runner import UsageError
     from tasks import expand_suites
+    from tasks.protocol import PERTURBATION_SEPARATOR
 
     try:
-        return {CLEAN: suite, **{p: expand_suites(f"{suite}@{p}")[0] for p in perturbations}}
+        return {CLEAN: suite, **{p: expand_suites(f"{suite}{PERTURBATION_SEPARATOR}{p}")[0] for p in perturbations}}
     except ValueError as err:
         raise UsageError(str(err)) from None
 

@@ -154,10 +154,12 @@ def cmd_eval(args) -> int:
     from harness.executors import make_executor
     from harness.report import format_summary
     from harness.runner import EvalRequest, evaluate
+    from tasks.protocol import PERTURBATION_SEPARATOR
 
     req = EvalRequest(
         policy=policy_spec(args.policy, args.params, args.checkpoint),
-        suite=f"{args.suite}@{args.perturb}" if args.perturb else args.suite, episodes=args.episodes,
+        suite=f"{args.suite}{PERTURBATION_SEPARATOR}{args.perturb}" if args.perturb else args.suite,
+        episodes=args.episodes,
         tasks=args.tasks, workers=args.workers, video=args.video, seed=args.seed, results_root=args.results,
         trajectories=args.trajectories,
     )
