@@ -58,7 +58,7 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
     """Every entry of `study` (an `experiments.study.Study`, built where needed under its name) on `suite` under
     every condition (`conditions_of`), on the study's units; -> one row per entry x condition, clean first. The drop
     relative to the teacher's needs an entry labelled `teacher`."""
-    from experiments.study import built_spec, reference_depth, routing_summary
+    from experiments.study import built_spec, merged_table, reference_depth, routing_summary, units
     from harness.runner import EvalRequest, evaluate
 
     rows, built = [], {}
@@ -82,9 +82,11 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
     table = pd.DataFrame(rows)
     teacher_drop = table[table["policy"] == "teacher"].set_index("perturbation")["drop_pp"]
     table["drop_minus_teacher_pp"] = table["drop_pp"] - table["perturbation"].map(teacher_drop)
-    write_text_atomic(Path(results_root) / "studies" / "robustness" / "table.csv", table.to_csv(index=False))
+    path = Path(results_root) / "studies" / "robustness" / "table.csv"
+    merged = merged_table(pd.read_csv(path) if path.exists() else None, table.assign(units=units(study)))
+    write_text_atomic(path, merged.to_csv(index=False))
     if report_dir is not None:
-        write_report(table, suite, study.episodes, study.tasks, study.seed, Path(report_dir))
+        write_report(merged[merged["suite"] == suite], suite, study.episodes, study.tasks, study.seed, Path(report_dir))
     return table
 
 

@@ -189,26 +189,46 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
                 ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])
                 row[f"speedup_vs_{base_label}"] = f"{ratio:.2f}x [{lo:.2f}, {hi:.2f}]"
             rows.append(row)
-    table = pd.DataFrame(rows)
-    write_text_atomic(results_root / "studies" / study.name / "table.csv", table.to_csv(index=False))
+    path = results_root / "studies" / study.name / "table.csv"
+    table = merged_table(pd.read_csv(path) if path.exists() else None, pd.DataFrame(rows).assign(units=units(study)))
+    write_text_atomic(path, table.to_csv(index=False))
     if report_dir is not None:
         for suite, part in table.groupby("suite", sort=False):
             write_text_atomic(Path(report_dir) / f"{study.name}_{suite}.md", format_table(study, suite, part))
     return table
 
 
+def units(study: Study) -> str:
+    """The units every entry of `study` runs, as the table's `units` column (rows pair only within one value)."""
+    tasks = "all tasks" if study.tasks is None else f"tasks {','.join(map(str, study.tasks))}"
+    return f"{tasks} x init 0-{study.episodes - 1}, seed {study.seed}"
+
+
+def merged_table(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """`new`'s rows replacing `old`'s of the same (suite, entry), so that invocations running a subset of a study's
+    entries add to its table instead of erasing it. Old rows of another `units` than the new rows' of their suite
+    are dropped (they do not pair with them); old rows keep their order, new entries come after them."""
+    if old is None or old.empty or "units" not in old:
+        return new.reset_index(drop=True)
+    scope = new.groupby("suite")["units"].first()
+    old = old[old["suite"].map(scope).isna() | (old["units"] == old["suite"].map(scope))]
+    key = list(zip(new["suite"], new["entry"]))
+    replaced = {k: row for k, row in zip(key, new.to_dict("records"))}
+    rows = [replaced.pop((r["suite"], r["entry"]), r) for r in old.to_dict("records")]
+    return pd.DataFrame(rows + list(replaced.values()), columns=list(dict.fromkeys([*old.columns, *new.columns])))
+
+
 def format_table(study: Study, suite: str, table: pd.DataFrame) -> str:
     from harness.store import cpu_model
     from harness.worker import INFERENCE_THREADS
 
-    tasks = "all tasks" if study.tasks is None else f"tasks {', '.join(map(str, study.tasks))}"
-    scope = (f"scope: {suite}, {tasks} x init states 0-{study.episodes - 1}, seed {study.seed}: the same units for "
-             f"every entry; success with its Wilson 95% interval, McNemar's exact test on the paired units against "
+    scope = (f"scope: {suite}, {units(study)}: the same units for every entry; success with its Wilson 95% interval, McNemar's exact test on the paired units against "
              f"`{study.paired_with or study.entries[0].label}`; exec % = executed share of the reference (teacher) backbone's FLOPs and "
              f"GFLOPs per call over each entry's own rollout calls (batch 1; FlopCounterMode + CPU attention, "
              f"multiply-add = 2); latency: median of {study.latency_calls} interleaved calls per entry on "
              f"{study.observations} observations recorded from expert episodes, {cpu_model()}, "
-             f"{INFERENCE_THREADS} torch thread(s)")
-    body = table.drop(columns=["suite"]).to_markdown(index=False, floatfmt=".3g")
+             f"{INFERENCE_THREADS} torch thread(s), each entry timed with the first in the last invocation that ran "
+             f"it (a run of some entries updates theirs and keeps the others' rows)")
+    body = table.drop(columns=["suite", "units"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
     notes = "".join(f"- {n}\n" for n in study.notes)
     return f"# {study.name} on {suite}\n\n{scope}\n\n{notes}\n{body}\n"

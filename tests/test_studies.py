@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from experiments.ablations import ablations, static_blocks
-from experiments.study import run_study
+from experiments.study import merged_table, run_study
 from policies.actdistill.configuration import ActDistillConfig
 from policies.vla.checkpoint import Normalizer, load_checkpoint, save_checkpoint
 from policies.vla.configuration import VLAConfig
@@ -25,6 +25,21 @@ def test_static_blocks_are_the_most_executed_k():
     assert static_blocks(calls, 4) == (0, 1, 3)  # 1 and 3 three times; 0 and 2 once each: the lower index wins
     with pytest.raises(ValueError, match="no policy calls"):
         static_blocks(pd.DataFrame({"blocks": []}), 4)
+
+
+def test_a_partial_invocation_adds_to_the_table_and_other_units_are_dropped():
+    units = "all tasks x init 0-4, seed 0"
+    old = pd.DataFrame({"suite": ["a", "a", "a", "b"], "entry": ["teacher", "first", "uniform", "teacher"],
+                        "success_%": [60, 62, 0, 70], "units": [units] * 4})
+    new = pd.DataFrame({"suite": ["a", "a"], "entry": ["teacher", "early-exit"], "success_%": [61, 50],
+                        "ms_p50": [44.0, 30.0], "units": [units] * 2})
+    table = merged_table(old, new)
+    assert list(zip(table["suite"], table["entry"])) == [("a", "teacher"), ("a", "first"), ("a", "uniform"),
+                                                          ("b", "teacher"), ("a", "early-exit")]
+    assert list(table["success_%"]) == [61, 62, 0, 70, 50] and table["ms_p50"].isna().tolist()[1:4] == [True] * 3
+    other = merged_table(old, new.assign(units="all tasks x init 0-19, seed 0"))  # suite a's old rows do not pair
+    assert list(zip(other["suite"], other["entry"])) == [("b", "teacher"), ("a", "teacher"), ("a", "early-exit")]
+    assert merged_table(None, new).equals(new)
 
 
 @pytest.mark.slow
