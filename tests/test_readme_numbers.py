@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.index import ResultsIndex
+from harness.stats import wilson_interval
 
 REPO = Path(__file__).resolve().parent.parent
 README = " ".join((REPO / "README.md").read_text().split())  # wrapped lines read as one
@@ -61,7 +62,7 @@ def test_readme_figure_is_reproduced_from_the_index(index, family, sha, suite, e
 
 def test_every_committed_run_is_in_the_readme(index):
     """A committed run is evidence for a README number: none is left unexplained."""
-    shas = {sha for _, sha, *_ in FIGURES} | set(index.sql(
+    shas = {sha for _, sha, *_ in FIGURES} | {PRO_EXPERT_SHA} | set(index.sql(
         "SELECT DISTINCT left(checkpoint_sha256, 12) s FROM runs WHERE list_contains(?, tag)",
         [tag for tag, *_ in BASELINE_RUNS])["s"])
     committed = set(index.sql("SELECT DISTINCT left(checkpoint_sha256, 12) s FROM runs")["s"])
@@ -87,3 +88,25 @@ def test_readme_baseline_is_reproduced_from_the_index(index, tag, episodes, succ
     c = index.sql("SELECT avg(exec_fraction) f FROM calls JOIN runs USING (run) WHERE tag = ?", tag)
     assert round(100 * float(c["f"][0]), 1) == exec_pct
     assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
+
+
+# The README's LIBERO-PRO expert table: every "k/n (lo–hi%)" cell is one committed run of this expert code hash.
+PRO_EXPERT_SHA = "ea0788286b0f"
+
+
+def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
+    table = re.search(r"\| variant \| spatial \| object \| goal \|(.*?)So the", README).group(1)
+    cells = {}
+    for variant, *row in re.findall(r"\| `(_\w+)`[^|]* \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", table):
+        for parent, cell in zip(("spatial", "object", "goal"), row):
+            if "/" in cell:
+                cells[f"libero_{parent}{variant}"] = cell.strip()
+    runs = index.sql("SELECT run, suite FROM runs WHERE family = 'expert' AND starts_with(checkpoint_sha256, ?)",
+                     PRO_EXPERT_SHA)
+    assert sorted(runs["suite"]) == sorted(cells), "README table cells vs committed runs"
+    for run, suite in zip(runs["run"], runs["suite"]):
+        ep = index.sql("SELECT count(*) n, sum(success::INT) k FROM episodes WHERE run = ?", run)
+        k, n = int(ep["k"][0]), int(ep["n"][0])
+        lo, hi = wilson_interval(k, n)
+        assert cells[suite] == f"{k}/{n} ({round(100 * lo)}–{round(100 * hi)}%)", suite
+    assert PRO_EXPERT_SHA in README
