@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
 
     demos = sub.add_parser("demos", help="expert rollouts (successes only) -> HDF5 demonstrations, resumable")
-    demos.add_argument("--suite", required=True)
+    demos.add_argument("--suite", required=True, help="a suite or group; <suite>_train: training layouts held apart "
+                                                      "from the evaluation init states, written as <suite>'s demos")
     demos.add_argument("--expert", default="expert", help="demonstrator: expert, or expert_dart (noise-injected runs)")
     demos.add_argument("--episodes", type=int, default=None, help="init states per task (default: all)")
     demos.add_argument("--tasks", type=_task_list, default=None)
@@ -190,11 +191,20 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demos(args) -> int:
-    from harness.demos import build_demos
+    from core.registry import UnknownName
+    from harness.demos import build_demos, check_demo_folder
     from harness.runner import EvalRequest, UsageError, evaluate
+    from tasks import expand_suites
 
     if args.frame_stride < 1 or args.resolution < 16:
         raise UsageError(f"--frame-stride must be >= 1 and --resolution >= 16, got {args.frame_stride}, {args.resolution}")
+    try:  # before the expert run: a training-layout suite writes into its parent's folder
+        for suite in expand_suites(args.suite):
+            check_demo_folder(args.out, suite)
+    except UnknownName:
+        pass  # the evaluation below names the valid suites
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     # The expert run is an ordinary evaluation that also saves trajectories. It has a results root of its own:
     # the committed expert runs under results/ hold no trajectories, and resuming them would render nothing.
     req = EvalRequest(policy=args.expert, suite=args.suite, episodes=args.episodes, tasks=args.tasks, workers=args.workers,

@@ -1,7 +1,8 @@
 """`make demos`: an expert evaluation run that saves each episode's simulator states and actions (physics only,
 fast), then `build_demos`: for every successful episode, restore each stored state, read proprio, and render
 camera frames only every `frame_stride` steps (rendering is ~90% of the cost), one file per task in the format
-of `core.demofile`.
+of `core.demofile`. A training-layout suite's demos (`libero_spatial_train`, `tasks.layouts`) are files of its
+parent suite (`<out>/libero_spatial/`, what teacher training for libero_spatial reads), marked with their suite.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from core.demofile import ORIENTATION, Demo, demo_path, write_task_demos
 from core.geometry import quat_xyzw_to_axis_angle
+from tasks.protocol import LIBERO_TRAIN_SUITES
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,21 @@ class TaskJob:
 
     def run(self, worker) -> str:
         return _build_task(self, worker)
+
+
+def folder_suite(suite: str) -> str:
+    """The suite whose folder holds `suite`'s demo files: the parent of a training-layout suite, else itself."""
+    return LIBERO_TRAIN_SUITES.get(suite, suite)
+
+
+def check_demo_folder(out_dir: Path, suite: str) -> None:
+    """ValueError (one line) when `suite`'s demo folder already holds files of another suite (evaluation init states
+    and training layouts share a folder name, so they need different `out_dir`s)."""
+    for path in sorted((Path(out_dir) / folder_suite(suite)).glob("*_demo.hdf5")):
+        with h5py.File(path) as f:
+            held = f["data"].attrs.get("suite", path.parent.name)
+        if held != suite:
+            raise ValueError(f"{path.parent} holds demos of {held!r}, not {suite!r}: choose another DEMOS folder")
 
 
 def action_labels(infos: tuple[str, ...], executed: np.ndarray) -> np.ndarray:
@@ -111,8 +128,10 @@ def build_demos(episodes: pd.DataFrame, calls: pd.DataFrame, out_dir: Path, came
     ok = episodes[episodes["success"] & (episodes["trajectory"] != "")]
     infos = calls.sort_values("call").groupby("key")["info"].agg(tuple)
     jobs = []
+    for suite in ok["suite"].unique():
+        check_demo_folder(out_dir, suite)
     for (suite, task_index, task_name), group in ok.groupby(["suite", "task_index", "task_name"]):
-        out = demo_path(out_dir, suite, task_name)
+        out = demo_path(out_dir, folder_suite(suite), task_name)
         group = group.sort_values("init_index")
         demonstrator = group["policy"].iloc[0]
         if out.exists():
@@ -125,7 +144,7 @@ def build_demos(episodes: pd.DataFrame, calls: pd.DataFrame, out_dir: Path, came
                             tuple(zip(group["init_index"].astype(int), group["trajectory"],
                                       group["key"].map(lambda k: infos.get(k, ())))), str(out),
                             cameras, resolution, frame_stride, demonstrator))
-    done = sorted(demo_path(out_dir, s, n) for s, n in ok[["suite", "task_name"]].drop_duplicates().itertuples(index=False))
+    done = sorted(demo_path(out_dir, folder_suite(s), n) for s, n in ok[["suite", "task_name"]].drop_duplicates().itertuples(index=False))
     if jobs:
         from harness.executors import LocalPool
 

