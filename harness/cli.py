@@ -296,6 +296,11 @@ def _fraction(text: str) -> float:
         raise UsageError(f"budget {text!r} is not 'matched' or a fraction in (0, 1]") from None
 
 
+def _methods(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """`--methods` text -> the methods it names, in order; `default` when it names none."""
+    return tuple(m for m in text.split(",") if m) or default
+
+
 def cmd_study(args) -> int:
     from core.registry import UnknownName
     from experiments.study import run_study
@@ -314,10 +319,9 @@ def cmd_study(args) -> int:
             from experiments.baselines import METHODS, baselines
 
             budgets = tuple(b if b == "matched" else _fraction(b) for b in args.budgets.split(",") if b)
-            methods = tuple(m for m in args.methods.split(",") if m) or METHODS
             try:
-                study = baselines(args.suite, args.demos, args.results, args.episodes, args.tasks, budgets, methods,
-                                  args.workers, args.latency_calls, args.student)
+                study = baselines(args.suite, args.demos, args.results, args.episodes, args.tasks, budgets,
+                                  _methods(args.methods, METHODS), args.workers, args.latency_calls, args.student)
             except ValueError as err:
                 raise UsageError(str(err)) from None
             report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
@@ -328,7 +332,7 @@ def cmd_study(args) -> int:
             try:
                 table = rb.robustness(args.suite, args.demos, args.results, args.episodes, args.tasks,
                                       tuple(p for p in args.perturbations.split(";") if p) or rb.PERTURBATIONS,
-                                      tuple(m for m in args.methods.split(",") if m) or rb.METHODS, args.workers,
+                                      _methods(args.methods, rb.METHODS), args.workers,
                                       report_dir, log=lambda m: print(m, flush=True))
             except ValueError as err:
                 raise UsageError(str(err)) from None

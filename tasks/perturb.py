@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +148,7 @@ class PerturbedSuite:
         from tasks import make_suite
 
         base_name, self.perturbation = split_suite(name)
+        self.base_name = base_name
         self.base = make_suite(base_name)
         self.name = f"{base_name}{SEPARATOR}{self.perturbation}"
         if "camera" in self.perturbation and not getattr(self.base, "ENV", TaskEnv).MOVABLE_CAMERAS:
@@ -155,17 +156,22 @@ class PerturbedSuite:
                               f"fixed here); it works on the LIBERO suites")
         if "lang" in self.perturbation:
             have = paraphrases().get(base_name, {})
-            missing = [t.name for t in self.base.tasks() if len(have.get(t.name, ())) == 0]
+            missing = [t.name for t in self._tasks if len(have.get(t.name, ())) == 0]
             if missing:
                 raise UnknownName(f"perturbation 'lang' needs paraphrases in {PARAPHRASES.name} for {len(missing)} "
                                   f"task(s) of {base_name} (e.g. {missing[0]!r}); suites with paraphrases: "
                                   f"{', '.join(paraphrases())}")
 
+    @cached_property
+    def _tasks(self) -> tuple[TaskSpec, ...]:
+        # Lazy: listed at most once, and at construction only for the `lang` check (as before).
+        return tuple(replace(t, suite=self.name) for t in self.base.tasks())
+
     def tasks(self) -> list[TaskSpec]:
-        return [replace(t, suite=self.name) for t in self.base.tasks()]
+        return list(self._tasks)  # a fresh list per call, as before; the specs themselves are frozen
 
     def make_env(self, task_index: int, obs_spec) -> "PerturbedEnv":
-        return PerturbedEnv(self.base.make_env(task_index, obs_spec), self.perturbation, self.name)
+        return PerturbedEnv(self.base.make_env(task_index, obs_spec), self.perturbation, self.name, self.base_name)
 
     def protocol(self) -> dict:
         return {**self.base.protocol(), "perturbation": self.perturbation.to_dict()}
@@ -175,11 +181,14 @@ class PerturbedSuite:
 
 
 class PerturbedEnv(TaskEnv):
-    """`inner` with its observations perturbed; everything else (physics, state, success) is the inner env's."""
+    """`inner` with its observations perturbed; everything else (physics, state, success) is the inner env's.
+    `suite`: the perturbed suite's name (its tasks' `suite`); `base_suite`: the suite under it, whose paraphrases
+    `lang` draws from."""
 
-    def __init__(self, inner: TaskEnv, perturbation: Perturbation, suite: str):
+    def __init__(self, inner: TaskEnv, perturbation: Perturbation, suite: str, base_suite: str):
         self.inner = inner
         self.perturbation = perturbation
+        self.base_suite = base_suite
         self._clean_task = replace(inner.spec_task, suite=suite)
         self.spec_task = self._clean_task
         self.action_space = inner.action_space
@@ -202,7 +211,7 @@ class PerturbedEnv(TaskEnv):
         self._patches = {c: tuple(occluder.uniform(size=2)) for c in (*self.inner.obs_spec.cameras, "video")}
         self.spec_task = self._clean_task
         if "lang" in p:
-            options_ = paraphrases()[self.spec_task.suite.partition(SEPARATOR)[0]][self.spec_task.name]
+            options_ = paraphrases()[self.base_suite][self.spec_task.name]
             self.spec_task = replace(self._clean_task, instruction=options_[int(words.integers(len(options_)))])
         return self._wrap(obs), info
 
