@@ -13,6 +13,7 @@ speed-up over the first entry and its bootstrap interval.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -155,6 +156,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
     """Build, evaluate, time and tabulate every entry on every suite; writes `<results>/studies/<name>/table.csv`
     and, with `report_dir`, `<report_dir>/<name>_<suite>.md`. Returns the table (one row per suite x entry)."""
     from harness.profiling import speedup_ci
+    from harness.store import cpu_model
     from policies import load_policy
 
     results_root = Path(results_root)
@@ -173,6 +175,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
         if len({frozenset(k) for k in keys.values()}) != 1:
             raise RuntimeError(f"[{suite}] entries ran different units: {({k: len(v) for k, v in keys.items()})}")
         times = _latency(loaded, suite, study, results_root, log) if study.latency_calls else {}
+        timing = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} on {cpu_model()}"  # rows sharing it were timed together
         base_label = study.entries[0].label
         pair_label = study.paired_with or base_label
         base = results[pair_label].episodes.set_index("key")["success"]
@@ -188,6 +191,7 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
                 row["ms_p50"] = 1e3 * float(np.median(times[entry.label]))
                 ratio, lo, hi = speedup_ci(times[base_label], times[entry.label])
                 row[f"speedup_vs_{base_label}"] = f"{ratio:.2f}x [{lo:.2f}, {hi:.2f}]"
+                row["timed"] = timing
             rows.append(row)
     path = results_root / "studies" / study.name / "table.csv"
     table = merged_table(pd.read_csv(path) if path.exists() else None, pd.DataFrame(rows).assign(units=units(study)))
@@ -219,16 +223,16 @@ def merged_table(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_table(study: Study, suite: str, table: pd.DataFrame) -> str:
-    from harness.store import cpu_model
     from harness.worker import INFERENCE_THREADS
 
     scope = (f"scope: {suite}, {units(study)}: the same units for every entry; success with its Wilson 95% interval, McNemar's exact test on the paired units against "
              f"`{study.paired_with or study.entries[0].label}`; exec % = executed share of the reference (teacher) backbone's FLOPs and "
              f"GFLOPs per call over each entry's own rollout calls (batch 1; FlopCounterMode + CPU attention, "
              f"multiply-add = 2); latency: median of {study.latency_calls} interleaved calls per entry on "
-             f"{study.observations} observations recorded from expert episodes, {cpu_model()}, "
-             f"{INFERENCE_THREADS} torch thread(s), each entry timed with the first in the last invocation that ran "
-             f"it (a run of some entries updates theirs and keeps the others' rows)")
+             f"{study.observations} observations recorded from expert episodes, {INFERENCE_THREADS} torch "
+             f"thread(s), each entry timed with the first in the last invocation that ran it (a run of some entries "
+             f"updates theirs and keeps the others' rows); `timed`: when and on which CPU, the same for rows timed "
+             f"together (compare latencies only within one value)")
     body = table.drop(columns=["suite", "units"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
     notes = "".join(f"- {n}\n" for n in study.notes)
     return f"# {study.name} on {suite}\n\n{scope}\n\n{notes}\n{body}\n"

@@ -165,7 +165,7 @@ def describe_units(eps: pd.DataFrame) -> str:
 
 def _latency(root: Path, suite: str, base_dir: Path, new_dir: Path) -> str:
     """Median latency per call of both runs from the newest study table under `<root>/studies/` that timed both
-    in one process (interleaved); else says they were not timed together."""
+    in one process (interleaved: the same `timed` value); else says they were not timed together."""
     def same(text: str, run_dir: Path) -> bool:
         path = Path(text)
         return (path if path.is_absolute() else REPO_ROOT / path).resolve() == run_dir.resolve()
@@ -180,6 +180,8 @@ def _latency(root: Path, suite: str, base_dir: Path, new_dir: Path) -> str:
         new = table[[same(r, new_dir) for r in table["run"]]]
         if len(base) and len(new):
             b, n = base.iloc[0], new.iloc[0]
+            if str(b.get("timed", "")) != str(n.get("timed", "")):  # merged rows of invocations timed apart
+                continue
             speedup = n.get(f"speedup_vs_{b['entry']}")
             ci = f"; speed-up over BASE {speedup}" if isinstance(speedup, str) else ""
             return (f"latency p50 {n['ms_p50']:.1f} ms NEW vs {b['ms_p50']:.1f} ms BASE, ratio "

@@ -308,6 +308,9 @@ def test_unpaired_runs_use_fisher_and_a_study_table_gives_latency(tmp_path):
     assert not suite.diff.paired and suite.diff.p == pytest.approx(fisher_exact(table).pvalue)
     assert c.units.startswith("unpaired") and "ratio 0.80" in c.latency and "1.25x [1.20, 1.30]" in c.latency
     assert "only BASE/NEW" not in format_markdown([c], 0.05, 0.0)
+    table = pd.read_csv(study / "table.csv").assign(timed=["2026-12-01 on cpu A", "2026-12-02 on cpu B"])
+    table.to_csv(study / "table.csv")  # rows merged from two invocations were not timed together
+    assert "not timed together" in compare_suite(ResultsIndex(tmp_path), "libero_spatial", base, new).latency
 
 
 def test_compare_usage_errors():
