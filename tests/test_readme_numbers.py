@@ -77,6 +77,9 @@ BASELINE_RUNS = [
     ("pruned-importance_keep-5-42bfef6c51b3", 50, 0, 41.7),
     ("random-skip_p-0.385-ff2e4086b9db", 50, 0, 38.3),
     ("pruned-uniform_keep-5-8fd4cbbf7d27", 50, 0, 41.7),
+    ("pruned-first_keep-5-1c38256718d5", 50, 27, 41.7),
+    ("early-exit_target-0.385-8bedb624e03b", 50, 31, 49.7),
+    ("pruned-uniform_keep-5-5e6e5d595f59", 50, 26, 41.7),
 ]
 
 
