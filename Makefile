@@ -61,12 +61,14 @@ eval: $(STAMP)
 	$(PY) -m harness.cli eval --policy $(POLICY) $(if $(PARAMS),--params "$(PARAMS)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --suite $(SUITE) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" \
 	  $(if $(PERTURB),--perturb "$(PERTURB)") --workers $(WORKERS) --executor $(EXECUTOR) --video $(VIDEO) --seed $(SEED) --results $(RESULTS)
 
+# Test files run on TEST_WORKERS processes (pytest-xdist); the tests of one xdist_group (Ray's) share one.
+TEST_WORKERS ?= $(shell nproc)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 # No simulator, no training: the pieces alone (<= 2 min).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow" tests
 
 bench-harness: $(STAMP)
 	$(PY) -m harness.cli bench-harness --suite $(SUITE) --executor $(EXECUTOR)

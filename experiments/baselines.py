@@ -103,9 +103,10 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
     return Study(
         name="baselines", suites=(suite,), entries=tuple(entries), episodes=episodes, tasks=tasks,
         latency_calls=latency_calls, paired_with="actdistill",
-        notes=[f"budgets (executed fractions of the teacher's backbone): "
-               f"{', '.join(f'{f:.3f}' for f in fractions)} ({', '.join(map(str, budgets))}; matched = the student's "
-               f"own over these units); static methods keep round(f x {depth}) blocks",
+        notes=[f"budgets of the last invocation (executed fractions of the teacher's backbone; the table keeps the "
+               f"rows of earlier ones): {', '.join(f'{f:.3f}' for f in fractions)} ({', '.join(map(str, budgets))}"
+               + ("; matched = the student's own over these units" if "matched" in budgets else "")
+               + f"); static methods keep round(f x {depth}) blocks",
                "derived from the shipped teacher on the student's demos; every trained variant uses the student's "
                f"stage-2 optimiser steps ({src.schedule.stage2_epochs} epochs, batch {src.schedule.batch_size}, "
                f"LR {src.schedule.lr}): equal training compute",

@@ -15,6 +15,8 @@ from harness.runner import EvalRequest, UsageError, evaluate
 from harness.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.xdist_group("ray")
+"""One pytest-xdist process runs this module: its tests share one local Ray instance."""
 TIMING = ["wall_s", "policy_s", "physics_s", "render_s", "record_s", "worker_pid", "finished_at"]
 
 

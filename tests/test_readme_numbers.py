@@ -80,6 +80,7 @@ BASELINE_RUNS = [
     ("pruned-first_keep-5-1c38256718d5", 50, 27, 41.7),
     ("early-exit_target-0.385-8bedb624e03b", 50, 31, 49.7),
     ("pruned-uniform_keep-5-5e6e5d595f59", 50, 26, 41.7),
+    ("early-exit_target-0.3-b809a7965cae", 50, 25, 40.5),
 ]
 
 
