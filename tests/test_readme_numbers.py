@@ -81,6 +81,8 @@ BASELINE_RUNS = [
     ("early-exit_target-0.385-8bedb624e03b", 50, 31, 49.7),
     ("pruned-uniform_keep-5-5e6e5d595f59", 50, 26, 41.7),
     ("early-exit_target-0.3-b809a7965cae", 50, 25, 40.5),
+    ("early-exit_target-0.5-168c8d087b59", 50, 26, 61.8),
+    ("early-exit_target-0.75-2e6f5717560a", 50, 27, 86.3),
 ]
 
 
