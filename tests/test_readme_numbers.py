@@ -83,6 +83,7 @@ BASELINE_RUNS = [
     ("early-exit_target-0.3-b809a7965cae", 50, 25, 40.5),
     ("early-exit_target-0.5-168c8d087b59", 50, 26, 61.8),
     ("early-exit_target-0.75-2e6f5717560a", 50, 27, 86.3),
+    ("pruned-first_keep-9-c9199b03f5c8", 50, 33, 75.0),
 ]
 
 
