@@ -23,8 +23,8 @@ PERTURBATIONS = ("noise:0.05", "brightness:0.2", "contrast:0.6", "occlude:0.2", 
 """Default perturbations, one kind each (see `tasks.perturb.KINDS`)."""
 METHODS = ("first-ft", "uniform-ft", "early-exit")
 """Baselines (`experiments.baselines.METHODS`) run next to the teacher and the student, at the matched budget.
-Not `random-skip`: it solves nothing clean (0/50 on libero_spatial), so it has no drop to measure, and its routes
-do not depend on the input by construction."""
+Not `random-skip`: it solves nothing clean (README, baselines), so it has no drop to measure, and its routes do
+not depend on the input by construction."""
 CLEAN = "clean"
 PAIR = ["task_index", "init_index", "seed"]
 """What identifies a unit across perturbed suites (their unit keys carry the suite name)."""
