@@ -58,7 +58,9 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
     if unknown := sorted(set(methods) - set(METHODS)):
         raise ValueError(f"unknown baseline method(s) {unknown}; valid: {', '.join(METHODS)}")
     src = Sources.of(suite, demos, student, teacher)
-    if set(methods) - set(WITHOUT_DEMOS):
+    if set(methods) - set(WITHOUT_DEMOS) and not (Path(results_root) / "studies" / "baselines" / suite).is_dir():
+        # Fail before any evaluation. Where builds are on disk (committed), only a missing build needs the demos,
+        # and raises the same error when reached (`Sources.features`).
         src.require_demos()
     depth = load_checkpoint(src.teacher).config.depth
     fractions = []

@@ -20,6 +20,8 @@ from harness.paper_tables import ReportRun, policies_of, routing_diversity, suit
 FAMILY_COLOURS = {"teacher": "#0072B2", "actdistill": "#D55E00", "pruned": "#009E73", "expert": "#7F7F7F",
                   "expert_dart": "#56B4E9", "noop": "#CC79A7", "random": "#E69F00"}
 OTHER_COLOURS = ("#F0E442", "#000000", "#8C564B", "#9467BD")
+EXTRA_COLOURS = ("#17BECF", "#BCBD22", "#E377C2", "#1F3A93")
+"""Only where a figure styles methods rather than families (the frontier) and the palettes above run out."""
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", "-.", ":")
 STYLE = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -102,15 +104,33 @@ def _ylabel(axes, text: str) -> None:
 
 
 def _legend(axes, handles, labels) -> None:
-    """One legend for the figure, right of the first row's last panel, where it covers no data."""
+    """One legend for the figure, right of the first row's last panel, where it covers no data. Call it after
+    `tight_layout`, which would shrink the panels to make room for it (savefig's tight bounding box keeps it)."""
     axes[min(len(axes), MAX_COLUMNS) - 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                                                  frameon=False)
 
 
+def method_styles(runs: Sequence[ReportRun], styles: Styles) -> tuple[dict[str, str], Styles]:
+    """Run label -> its method (the run's `group`, else its label), and a colour and marker per method: a
+    family's first method keeps the family's colour, further ones take the next free colour, so that the methods
+    of one family (pruning's, say) stay apart where the frontier joins a method's settings."""
+    method = {r.label: r.group or r.label for r in runs}
+    family = {method[r.label]: r.family for r in runs}
+    free = itertools.cycle([c for c in (*OTHER_COLOURS, *EXTRA_COLOURS, *FAMILY_COLOURS.values())
+                            if c not in {styles.colour[r.label] for r in runs}])
+    colour, marker, coloured = {}, {}, set()
+    for i, m in enumerate(dict.fromkeys(method[label] for label in policies_of(runs))):
+        first = family[m] not in coloured
+        colour[m] = styles.colour[next(r.label for r in runs if method[r.label] == m)] if first else next(free)
+        coloured.add(family[m])
+        marker[m] = MARKERS[i % len(MARKERS)]
+    return method, Styles(colour, marker, {m: "-" for m in colour})
+
+
 def frontier(runs: Sequence[ReportRun], out_dir: Path, styles: Styles) -> Figure:
     """Success (%) against GFLOPs per call, one panel per suite: a point per policy with its Wilson 95% interval,
-    a line through each method's policies in order of compute (its budgets / settings; a method is a run's
-    `group`, else its family)."""
+    coloured and marked by its method (`method_styles`), with a line through each method's policies in order of
+    compute (its budgets / settings)."""
     fig_ = Figure("frontier", "Accuracy–compute frontier",
                   "Success rate against GFLOPs per policy call (harness compute model, batch 1), one panel per suite; "
                   "bars: Wilson 95% intervals over episodes; lines join the settings of one method in order of "
@@ -123,23 +143,24 @@ def frontier(runs: Sequence[ReportRun], out_dir: Path, styles: Styles) -> Figure
         fig_.note = "no policy has counted FLOPs: no frontier"
         return fig_
     suites = suites_of(counted)
+    method, by_method = method_styles(counted, styles)
     fig, axes = _panels(len(suites), 3.3, 2.9, sharey=True)
     handles = {}
     top = max(r.summary["gflops_per_call"] for r in counted)
     for ax, suite in zip(axes, suites):
         mine = [r for r in counted if r.suite == suite]
-        for group in dict.fromkeys(r.group or r.family for r in mine):
-            line = sorted((r for r in mine if (r.group or r.family) == group), key=lambda r: r.summary["gflops_per_call"])
+        for m in dict.fromkeys(method[r.label] for r in mine):
+            line = sorted((r for r in mine if method[r.label] == m), key=lambda r: r.summary["gflops_per_call"])
             if len(line) > 1:
                 ax.plot([r.summary["gflops_per_call"] for r in line], [r.summary["success_%"] for r in line],
-                        color=styles.colour[line[0].label], lw=1.2, alpha=0.6, zorder=1)
+                        color=by_method.colour[m], lw=1.2, alpha=0.6, zorder=1)
         for r in mine:
-            s = r.summary
-            handles[r.label] = ax.errorbar(
+            s, m = r.summary, method[r.label]
+            handles[m] = ax.errorbar(
                 s["gflops_per_call"], s["success_%"], yerr=[[s["success_%"] - s["ci95_lo_%"]],
                                                             [s["ci95_hi_%"] - s["success_%"]]],
-                fmt=styles.marker[r.label], color=styles.colour[r.label], ms=6, capsize=3, elinewidth=1.1,
-                label=r.label, zorder=2)
+                fmt=by_method.marker[m], color=by_method.colour[m], ms=6, capsize=3, elinewidth=1.1, label=m,
+                zorder=2)
         ax.set_title(suite)
         ax.set_xlim(0, top * 1.15)
         ax.set_xlabel("GFLOPs per policy call")
@@ -147,8 +168,8 @@ def frontier(runs: Sequence[ReportRun], out_dir: Path, styles: Styles) -> Figure
     hi = max(r.summary["ci95_hi_%"] for r in counted)
     axes[0].set_ylim(max(0, 10 * math.floor(lo / 10) - 5), min(102, 10 * math.ceil(hi / 10) + 5))
     _ylabel(axes, "success rate (%)")
-    _legend(axes, handles.values(), handles.keys())
     fig.tight_layout()
+    _legend(axes, handles.values(), handles.keys())
     fig_.files = _save(fig, out_dir, fig_.key)
     return fig_
 
@@ -323,8 +344,8 @@ def cumulative_success(runs: Sequence[ReportRun], out_dir: Path, styles: Styles)
         ax.set_xlabel(f"episode step (env steps, {protocol.get('control_hz', '?')} Hz)")
     axes[0].set_ylim(0, 100)
     _ylabel(axes, "episodes succeeded (%)")
-    _legend(axes, *axes[0].get_legend_handles_labels())
     fig.tight_layout()
+    _legend(axes, *axes[0].get_legend_handles_labels())
     fig_.files = _save(fig, out_dir, fig_.key)
     return fig_
 

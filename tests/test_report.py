@@ -210,3 +210,24 @@ def test_a_study_report_counts_only_the_units_every_entry_ran(tmp_path):
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "SR % (n=50)" in text and "**60.0 [46.2, 72.4]**" in text
     assert len(ix.sql("SELECT * FROM episodes WHERE run = ?", TEACHER)) == 200
+
+
+def test_the_frontier_styles_each_method_apart_even_within_one_family():
+    """Pruning's methods are one family: the frontier still gives each its own colour and marker, the settings of
+    one method (its group) share them, and a family's first method keeps the family's colour."""
+    from harness.plots import FAMILY_COLOURS, Styles, method_styles
+    from harness.paper_tables import ReportRun
+
+    def run(label, family, group=""):
+        manifest = {"suite": "libero_spatial", "identity": {"family": family, "checkpoint_sha256": label}}
+        return ReportRun(f"{label}/libero_spatial", label, manifest, None, None, group)
+
+    runs = [run("teacher", "teacher"), run("pruned-first-5-ft", "pruned", "pruned-first-ft"),
+            run("pruned-first-9-ft", "pruned", "pruned-first-ft"), run("pruned-uniform-5", "pruned", "pruned-uniform"),
+            run("early-exit-0.30", "early-exit", "early-exit"), run("early-exit-0.50", "early-exit", "early-exit")]
+    method, styles = method_styles(runs, Styles.of(runs))
+    assert method["pruned-first-9-ft"] == "pruned-first-ft" and method["teacher"] == "teacher"
+    assert list(styles.colour) == ["teacher", "pruned-first-ft", "pruned-uniform", "early-exit"]
+    assert len(set(styles.colour.values())) == 4 and len(set(styles.marker.values())) == 4
+    assert styles.colour["teacher"] == FAMILY_COLOURS["teacher"]
+    assert styles.colour["pruned-first-ft"] == FAMILY_COLOURS["pruned"] != styles.colour["pruned-uniform"]
