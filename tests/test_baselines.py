@@ -200,3 +200,16 @@ def test_early_exit_needs_a_built_checkpoint():
 
     with pytest.raises(PolicyLoadError, match="no early-exit checkpoint is shipped; build one with `make baselines"):
         load_policy("early-exit", "libero_spatial")
+
+
+def test_committed_builds_need_no_demos_until_a_build_is_missing(tmp_path):
+    """With the suite's builds on disk (the committed ones) the study is set up without demos; with none on disk it
+    refuses before evaluating anything."""
+    from core.paths import DEFAULT_RESULTS
+    from experiments.baselines import baselines
+
+    study = baselines("libero_spatial", tmp_path / "no-demos", DEFAULT_RESULTS, budgets=(0.4,),
+                      methods=("first-ft", "early-exit"))
+    assert [e.label for e in study.entries] == ["teacher", "actdistill", "pruned-first-5-ft", "early-exit-0.40"]
+    with pytest.raises(FileNotFoundError, match="^no demo files for libero_spatial under"):
+        baselines("libero_spatial", tmp_path / "no-demos", tmp_path, budgets=(0.4,), methods=("first-ft",))
