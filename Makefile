@@ -130,7 +130,7 @@ baselines: $(STAMP)
 	  --budgets $(BUDGETS) --methods "$(METHODS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) --results $(RESULTS)
 
 # Issue 20's study: the teacher, the student and METHODS' matched-budget baselines (default
-# experiments.robustness.METHODS), clean and under PERTURBATIONS (semicolon-separated, default
+# experiments.robustness.METHODS; none: no baselines), clean and under PERTURBATIONS (semicolon-separated, default
 # experiments.robustness.PERTURBATIONS), on EPISODES init states per task (default 5).
 PERTURBATIONS ?=
 robustness: $(STAMP)

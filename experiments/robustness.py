@@ -4,7 +4,7 @@ The teacher, the shipped student and the baselines at the matched budget (`exper
 builds) run on the suite clean and under each observation perturbation (`tasks.perturb`), on the same units
 (tasks x init states x seed). Per policy and perturbation: success with its Wilson interval and n, the drop
 against the same policy's clean success with McNemar's exact test on the paired units, the drop relative to the
-teacher's, executed compute and which blocks ran (routing diversity, per-block share of calls). Writes
+teacher's and the paired test against the teacher under the same perturbation, executed compute and which blocks ran (routing diversity, per-block share of calls). Writes
 `<results>/studies/robustness/table.csv` (entries labelled `<policy> @ <perturbation>`, so `make report
 STUDY=robustness` tabulates its runs) and, with `report_dir`, `robustness_<suite>.md` and its figures.
 """
@@ -63,7 +63,7 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
     from experiments.study import built_spec, merged_table, reference_depth, routing_summary, units
     from harness.runner import EvalRequest, evaluate
 
-    rows, built = [], {}
+    rows, built, outcomes = [], {}, {}
     for entry in study.entries:
         spec = built_spec(study.name, entry, suite, results_root, built, log)
         clean = None
@@ -74,22 +74,33 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
             if condition == CLEAN:
                 built[entry.label], clean = r, r
             ok = r.episodes.set_index(PAIR)["success"]
+            outcomes[entry.label, condition] = ok
             base = clean.episodes.set_index(PAIR)["success"].reindex(ok.index)
             only_clean, only_this, p = mcnemar_exact(base.tolist(), ok.tolist())
             rows.append({"suite": suite, "entry": f"{entry.label} @ {condition}", "policy": entry.label,
                          "perturbation": condition, "group": entry.group or entry.label, "run": shown(r.run_dirs[0]),
-                         **run_summary(r.episodes, r.calls), "drop_pp": 100 * (base.mean() - ok.mean()),
+                         # From counts, not means: equal drops then subtract to exactly 0.
+                         **run_summary(r.episodes, r.calls), "drop_pp": 100 * (base.sum() - ok.sum()) / len(ok),
                          "only_clean": only_clean, "only_perturbed": only_this, "mcnemar_p": p,
                          **routing_summary(r, reference_depth(r.run_dirs[0]))})
     table = pd.DataFrame(rows)
     teacher_drop = table[table["policy"] == "teacher"].set_index("perturbation")["drop_pp"]
     table["drop_minus_teacher_pp"] = table["drop_pp"] - table["perturbation"].map(teacher_drop)
+    versus = [vs_teacher(outcomes[row.policy, row.perturbation], outcomes["teacher", row.perturbation])
+              for row in table.itertuples()]
+    table["only_teacher"], table["only_policy"], table["vs_teacher_p"] = zip(*versus)
     path = Path(results_root) / "studies" / "robustness" / "table.csv"
     merged = merged_table(pd.read_csv(path) if path.exists() else None, table.assign(units=units(study)))
     write_text_atomic(path, merged.to_csv(index=False))
     if report_dir is not None:
         write_report(merged[merged["suite"] == suite], suite, study.episodes, study.tasks, study.seed, Path(report_dir))
     return table
+
+
+def vs_teacher(policy: pd.Series, teacher: pd.Series) -> tuple[int, int, float]:
+    """McNemar's exact test of a policy against the teacher under the same condition, on their shared units (both
+    indexed by `PAIR`): -> (units only the teacher solved, units only the policy solved, p)."""
+    return mcnemar_exact(teacher.reindex(policy.index).tolist(), policy.tolist())
 
 
 def write_report(table: pd.DataFrame, suite: str, episodes: int, tasks, seed: int, report_dir: Path) -> Path:
@@ -110,13 +121,15 @@ def write_report(table: pd.DataFrame, suite: str, episodes: int, tasks, seed: in
         f"# Robustness on {suite}", "",
         f"scope: {suite}, {which} x init states 0-{episodes - 1}, seed {seed}: n = {n} paired units per cell, the "
         f"same for every policy and condition; success % with its Wilson 95% interval; drop = clean minus perturbed "
-        f"success of the same policy (pp), McNemar's exact test on the paired units; exec % = executed share of the "
+        f"success of the same policy (pp), McNemar's exact test on the paired units (against the same policy clean: "
+        f"only_clean, only_perturbed, mcnemar_p; against the teacher under the same condition: only_teacher, "
+        f"only_policy, vs_teacher_p); exec % = executed share of the "
         f"teacher backbone's FLOPs over the condition's rollout calls (batch 1, 1 torch thread).", "",
         *(f"- `{k}`: {KINDS[k].doc}" for k in kinds), "",
         "## Success (%) per policy and condition", "", wide.to_markdown(), "",
         "## Detail", "",
         table[["policy", "perturbation", "episodes", "success_%", "drop_pp", "drop_minus_teacher_pp", "only_clean",
-               "only_perturbed", "mcnemar_p", "exec_backbone_%", "gflops_per_call", "route_sets",
+               "only_perturbed", "mcnemar_p", "only_teacher", "only_policy", "vs_teacher_p", "exec_backbone_%", "gflops_per_call", "route_sets",
                "route_entropy_bits", "block_use_%"]].to_markdown(index=False, floatfmt=".3g"), "",
     ]
     for fig in figures:

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--budgets", default="matched,0.5,0.75",
                     help="baselines: executed fractions of the teacher's backbone; matched = the student's own")
     st.add_argument("--methods", default="", help="baselines, robustness: comma-separated baseline methods "
-                                                  "(default: all; robustness: experiments.robustness.METHODS)")
+                                                  "(default: all; robustness: experiments.robustness.METHODS; none: the "
+                                                  "teacher and the student only)")
     st.add_argument("--perturbations", default="", help="robustness: semicolon-separated perturbations (default: "
                                                         "experiments.robustness.PERTURBATIONS)")
     st.add_argument("--latency-calls", type=int, default=50, help="interleaved timed calls per entry (0: none)")
@@ -297,7 +298,10 @@ def _fraction(text: str) -> float:
 
 
 def _methods(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """`--methods` text -> the methods it names, in order; `default` when it names none."""
+    """`--methods` text -> the methods it names, in order; `default` when it names none; () for `none` (the teacher
+    and the student only)."""
+    if text.strip() == "none":
+        return ()
     return tuple(m for m in text.split(",") if m) or default
 
 

@@ -98,17 +98,28 @@ def test_readme_baseline_is_reproduced_from_the_index(index, tag, episodes, succ
     assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
 
 
+def _readme_table(header: str) -> tuple[list[str], list[list[str]]]:
+    """The README's markdown table whose header line starts with `header`: -> (header cells, body rows' cells)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    head, _, *rows = [[c.strip() for c in line.strip(" |").split(" | ")] for line in lines[start:end]]
+    return head, rows
+
+
 # The README's LIBERO-PRO expert table: every "k/n (lo–hi%)" cell is one committed run of this expert code hash.
 PRO_EXPERT_SHA = "ea0788286b0f"
 
 
 def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
-    table = re.search(r"\| variant \| spatial \| object \| goal \|(.*?)So the", README).group(1)
+    header, rows = _readme_table("| variant |")
+    assert header == ["variant", "spatial", "object", "goal", "10"], header
     cells = {}
-    for variant, *row in re.findall(r"\| `(_\w+)`[^|]* \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", table):
-        for parent, cell in zip(("spatial", "object", "goal"), row):
+    for variant, *row in rows:
+        suffix = re.match(r"`(_\w+)`", variant).group(1)
+        for parent, cell in zip(header[1:], row, strict=True):
             if "/" in cell:
-                cells[f"libero_{parent}{variant}"] = cell.strip()
+                cells[f"libero_{parent}{suffix}"] = cell
     runs = index.sql("SELECT run, suite FROM runs WHERE family = 'expert' AND starts_with(checkpoint_sha256, ?)",
                      PRO_EXPERT_SHA)
     assert sorted(runs["suite"]) == sorted(cells), "README table cells vs committed runs"
@@ -118,3 +129,46 @@ def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
         lo, hi = wilson_interval(k, n)
         assert cells[suite] == f"{k}/{n} ({round(100 * lo)}–{round(100 * hi)}%)", suite
     assert PRO_EXPERT_SHA in README
+
+
+# The README's robustness tables (libero_spatial): policy row label -> run tag; the conditions are the columns.
+ROBUSTNESS_RUNS = {"teacher": "teacher-232a388907bf", "ActDistill (shipped)": "actdistill-43be6e293a27",
+                   "first 5 blocks, fine-tuned": "pruned-first_keep-5-1c38256718d5",
+                   "uniform 5 blocks, fine-tuned": "pruned-uniform_keep-5-5e6e5d595f59"}
+
+
+def _robustness_outcomes(index, tag: str, condition: str) -> dict:
+    """(task, init) -> success of `tag`'s run under `condition` on the study's units (init states 0-4, seed 0)."""
+    suite = "libero_spatial" if condition == "clean" else f"libero_spatial@{condition}"
+    ep = index.sql("SELECT task_index, init_index, success FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
+                   "runs.suite = ? AND init_index < 5 AND seed = 0", tag, suite)
+    return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
+
+
+def test_readme_robustness_tables_are_reproduced_from_the_index(index):
+    from harness.stats import mcnemar_exact
+
+    head, rows = _readme_table("| policy | executed (clean) | clean |")
+    conditions = head[2:]
+    assert [r[0] for r in rows] == list(ROBUSTNESS_RUNS) and len(conditions) == 7, (rows, conditions)
+    outcomes = {(label, c): _robustness_outcomes(index, tag, c) for label, tag in ROBUSTNESS_RUNS.items()
+                for c in conditions}
+    for label, _, *cells in rows:
+        clean = outcomes[label, "clean"]
+        for condition, cell in zip(conditions, cells, strict=True):
+            ok = outcomes[label, condition]
+            assert sorted(ok) == sorted(clean) and len(ok) == 50, (label, condition)
+            k, k0 = sum(ok.values()), sum(clean.values())
+            assert cell.startswith(f"{k}/50"), (label, condition, cell)
+            if condition != "clean":
+                drop = 2 * (k0 - k)  # percentage points of 50 units
+                shown = "±0" if drop == 0 else f"−{drop}" if drop > 0 else f"+{-drop}"
+                _, _, p = mcnemar_exact([clean[u] for u in ok], list(ok.values()))
+                assert cell == f"{k}/50 ({shown}, p {p:.2g})", cell
+    head, versus = _readme_table("| policy | clean | noise")
+    assert head[1:] == conditions and [r[0] for r in versus] == list(ROBUSTNESS_RUNS)[1:]
+    for label, *cells in versus:
+        for condition, cell in zip(conditions, cells, strict=True):
+            teacher, ok = outcomes["teacher", condition], outcomes[label, condition]
+            a, b, p = mcnemar_exact([teacher[u] for u in ok], list(ok.values()))
+            assert cell == f"{a} / {b} (p {p:.2g})", (label, condition, cell)

@@ -16,6 +16,14 @@ def test_make_robustness_refuses_an_unknown_perturbation_in_one_line(tmp_path, c
     assert len(err) == 1 and "unknown perturbation 'nois' (did you mean 'noise'?)" in err[0], err
 
 
+def test_methods_none_runs_the_teacher_and_the_student_only():
+    from experiments.robustness import METHODS
+    from harness.cli import _methods
+
+    assert _methods("none", METHODS) == () and _methods("", METHODS) == METHODS
+    assert _methods("first-ft,lang", METHODS) == ("first-ft", "lang")  # validated by the study, not here
+
+
 @pytest.mark.slow
 def test_robustness_pairs_every_policy_with_itself_clean_and_reports_its_blocks(tmp_path):
     """The driver of `make robustness` on two real policies (the teacher and random skip of its blocks, which runs
@@ -33,7 +41,14 @@ def test_robustness_pairs_every_policy_with_itself_clean_and_reports_its_blocks(
         clean, perturbed = rows["success_%"]
         assert rows["drop_pp"].iloc[1] == pytest.approx(clean - perturbed) and rows["drop_pp"].iloc[0] == 0
     assert (table.loc[table["policy"] == "teacher", "drop_minus_teacher_pp"] == 0).all()
-    assert (table.loc[table["policy"] == "teacher", "exec_backbone_%"] == 100).all()
+    teacher_rows = table[table["policy"] == "teacher"]
+    assert (teacher_rows[["only_teacher", "only_policy"]] == 0).all().all() and (teacher_rows["vs_teacher_p"] == 1).all()
+    for condition, rows in table.groupby("perturbation"):  # one unit: the two policies differ by its outcome only
+        teacher_ok, other_ok = (rows.set_index("policy")["success_%"] > 0)[["teacher", "random-skip-0.40"]]
+        other = rows[rows["policy"] != "teacher"].iloc[0]
+        assert (other["only_teacher"], other["only_policy"]) == (int(teacher_ok and not other_ok),
+                                                                 int(other_ok and not teacher_ok))
+    assert (teacher_rows["exec_backbone_%"] == 100).all()
     assert table.loc[table["policy"] != "teacher", "exec_backbone_%"].lt(100).all()
     assert table["run"].str.contains("libero_spatial@brightness:-0.3").sum() == 2
     text = (reports / "robustness_libero_spatial.md").read_text()
