@@ -98,10 +98,12 @@ def test_readme_baseline_is_reproduced_from_the_index(index, tag, episodes, succ
     assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
 
 
-def _readme_table(header: str) -> tuple[list[str], list[list[str]]]:
-    """The README's markdown table whose header line starts with `header`: -> (header cells, body rows' cells)."""
+def _readme_table(header: str, after: str = "") -> tuple[list[str], list[list[str]]]:
+    """The README's first markdown table whose header line starts with `header`, below the first line starting with
+    `after`: -> (header cells, body rows' cells)."""
     lines = (REPO / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    below = next(i for i, line in enumerate(lines) if line.startswith(after))
+    start = next(i for i in range(below, len(lines)) if lines[i].startswith(header))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     head, _, *rows = [[c.strip() for c in line.strip(" |").split(" | ")] for line in lines[start:end]]
     return head, rows
@@ -131,27 +133,32 @@ def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
     assert PRO_EXPERT_SHA in README
 
 
-# The README's robustness tables (libero_spatial): policy row label -> run tag; the conditions are the columns.
-ROBUSTNESS_RUNS = {"teacher": "teacher-232a388907bf", "ActDistill (shipped)": "actdistill-43be6e293a27",
-                   "first 5 blocks, fine-tuned": "pruned-first_keep-5-1c38256718d5",
-                   "uniform 5 blocks, fine-tuned": "pruned-uniform_keep-5-5e6e5d595f59"}
+# The README's robustness tables per suite: policy row label -> run tag; the conditions are the columns.
+ROBUSTNESS_RUNS = {
+    "libero_spatial": {"teacher": "teacher-232a388907bf", "ActDistill (shipped)": "actdistill-43be6e293a27",
+                       "first 5 blocks, fine-tuned": "pruned-first_keep-5-1c38256718d5",
+                       "uniform 5 blocks, fine-tuned": "pruned-uniform_keep-5-5e6e5d595f59"},
+    "libero_object": {"teacher": "teacher-310a5759eb5a", "ActDistill (shipped)": "actdistill-625ef63f32a6"},
+}
 
 
-def _robustness_outcomes(index, tag: str, condition: str) -> dict:
+def _robustness_outcomes(index, tag: str, parent: str, condition: str) -> dict:
     """(task, init) -> success of `tag`'s run under `condition` on the study's units (init states 0-4, seed 0)."""
-    suite = "libero_spatial" if condition == "clean" else f"libero_spatial@{condition}"
+    suite = parent if condition == "clean" else f"{parent}@{condition}"
     ep = index.sql("SELECT task_index, init_index, success FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
                    "runs.suite = ? AND init_index < 5 AND seed = 0", tag, suite)
     return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
 
 
-def test_readme_robustness_tables_are_reproduced_from_the_index(index):
+@pytest.mark.parametrize("suite", ROBUSTNESS_RUNS)
+def test_readme_robustness_tables_are_reproduced_from_the_index(index, suite):
     from harness.stats import mcnemar_exact
 
-    head, rows = _readme_table("| policy | executed (clean) | clean |")
+    runs = ROBUSTNESS_RUNS[suite]
+    head, rows = _readme_table("| policy | executed (clean) | clean |", after=f"**{suite}**")
     conditions = head[2:]
-    assert [r[0] for r in rows] == list(ROBUSTNESS_RUNS) and len(conditions) == 7, (rows, conditions)
-    outcomes = {(label, c): _robustness_outcomes(index, tag, c) for label, tag in ROBUSTNESS_RUNS.items()
+    assert [r[0] for r in rows] == list(runs) and len(conditions) == 7, (rows, conditions)
+    outcomes = {(label, c): _robustness_outcomes(index, tag, suite, c) for label, tag in runs.items()
                 for c in conditions}
     for label, _, *cells in rows:
         clean = outcomes[label, "clean"]
@@ -165,8 +172,8 @@ def test_readme_robustness_tables_are_reproduced_from_the_index(index):
                 shown = "±0" if drop == 0 else f"−{drop}" if drop > 0 else f"+{-drop}"
                 _, _, p = mcnemar_exact([clean[u] for u in ok], list(ok.values()))
                 assert cell == f"{k}/50 ({shown}, p {p:.2g})", cell
-    head, versus = _readme_table("| policy | clean | noise")
-    assert head[1:] == conditions and [r[0] for r in versus] == list(ROBUSTNESS_RUNS)[1:]
+    head, versus = _readme_table("| policy | clean | noise", after=f"**{suite}**")
+    assert head[1:] == conditions and [r[0] for r in versus] == list(runs)[1:]
     for label, *cells in versus:
         for condition, cell in zip(conditions, cells, strict=True):
             teacher, ok = outcomes["teacher", condition], outcomes[label, condition]
