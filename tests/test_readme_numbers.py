@@ -179,3 +179,31 @@ def test_readme_robustness_tables_are_reproduced_from_the_index(index, suite):
             teacher, ok = outcomes["teacher", condition], outcomes[label, condition]
             a, b, p = mcnemar_exact([teacher[u] for u in ok], list(ok.values()))
             assert cell == f"{a} / {b} (p {p:.2g})", (label, condition, cell)
+
+
+@pytest.mark.parametrize("suite", ROBUSTNESS_RUNS)
+def test_readme_router_under_perturbation_is_reproduced_from_the_index(index, suite):
+    """The README's table of the student's routes per condition, from its committed rollout calls (its 12 blocks
+    cost the same FLOPs, so the executed share is the mean share of blocks run)."""
+    from collections import Counter
+
+    import numpy as np
+
+    head, rows = _readme_table("| condition | success | executed |", after=f"**{suite}**")
+    tag = ROBUSTNESS_RUNS[suite]["ActDistill (shipped)"]
+    assert len(rows) == 7
+    for condition, success, executed, sets, entropy, top, use in rows:
+        name = suite if condition == "clean" else f"{suite}@{condition}"
+        calls = index.sql("SELECT list_sort(blocks) b FROM calls JOIN runs USING (run) WHERE tag = ? AND "
+                          "runs.suite = ? AND init_index < 5 AND seed = 0", tag, name)
+        ep = index.sql("SELECT sum(success::INT) k FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
+                       "runs.suite = ? AND init_index < 5 AND seed = 0", tag, name)
+        blocks = [tuple(b) for b in calls["b"]]
+        share = np.array(list(Counter(blocks).values())) / len(blocks)
+        depth = 12
+        per_block = [100 * sum(i in b for b in blocks) / len(blocks) for i in range(depth)]
+        assert success == f"{int(ep['k'][0])}/50", (condition, success)
+        assert executed == f"{100 * sum(map(len, blocks)) / (depth * len(blocks)):.1f}%", (condition, executed)
+        assert (int(sets), entropy, top) == (len(share), f"{-(share * np.log2(share)).sum():.2f}",
+                                             f"{100 * share.max():.0f}%"), condition
+        assert use == ", ".join(f"{per_block[i]:.0f}" for i in (2, 3, 4, 6)), (condition, use)
