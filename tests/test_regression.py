@@ -245,14 +245,21 @@ def test_compare_six_epochs_against_the_shipped_teacher(ix, capsys, tmp_path):
 
 
 def test_references_resolve_to_the_committed_runs(ix):
+    from experiments.robustness import PERTURBATIONS
+
+    def each_condition(tag: str, suite: str) -> dict[str, str]:
+        """A policy's runs on `suite`, clean and under each committed perturbation (README, robustness)."""
+        return {s: f"{tag}/{s}" for s in (suite, *(f"{suite}@{p}" for p in PERTURBATIONS))}
+
     spatial = ("libero_spatial",)
+    teacher = each_condition("teacher-232a388907bf", "libero_spatial")
     assert resolve(str(DEFAULT_RESULTS / SIX_EPOCHS), ix) == {"libero_spatial": SIX_EPOCHS}
-    assert resolve("teacher-232a388907bf", ix) == {"libero_spatial": SHIPPED_TEACHER}  # a run tag folder
-    assert resolve(str(CHECKPOINTS / "teacher" / "libero_spatial"), ix) == {"libero_spatial": SHIPPED_TEACHER}
+    assert resolve("teacher-232a388907bf", ix) == teacher  # a run tag folder: every suite it ran
+    assert resolve(str(CHECKPOINTS / "teacher" / "libero_spatial"), ix) == teacher
     assert resolve("teacher", ix, suites=spatial) == {"libero_spatial": SHIPPED_TEACHER}
-    assert resolve("actdistill", ix) == {"libero_spatial": "actdistill-43be6e293a27/libero_spatial",
-                                         "libero_object": "actdistill-625ef63f32a6/libero_object"}
-    assert resolve("52d8ea4f1a29", ix) == {"libero_spatial": SHIPPED_TEACHER}  # not a pruned run of its weights
+    assert resolve("actdistill", ix) == {**each_condition("actdistill-43be6e293a27", "libero_spatial"),
+                                         **each_condition("actdistill-625ef63f32a6", "libero_object")}
+    assert resolve("52d8ea4f1a29", ix) == teacher  # not a pruned run of its weights
     with pytest.raises(UsageError, match="no run under"):
         resolve("abcdef123456", ix)
 
