@@ -4,7 +4,8 @@ The teacher, the shipped student and the baselines at the matched budget (`exper
 builds) run on the suite clean and under each observation perturbation (`tasks.perturb`), on the same units
 (tasks x init states x seed). Per policy and perturbation: success with its Wilson interval and n, the drop
 against the same policy's clean success with McNemar's exact test on the paired units, the drop relative to the
-teacher's and the paired test against the teacher under the same perturbation, executed compute and which blocks ran (routing diversity, per-block share of calls). Writes
+teacher's and the paired test against the teacher under the same perturbation, executed compute and which
+blocks ran (routing diversity, per-block share of calls). Writes
 `<results>/studies/robustness/table.csv` (entries labelled `<policy> @ <perturbation>`, so `make report
 STUDY=robustness` tabulates its runs) and, with `report_dir`, `robustness_<suite>.md` and its figures.
 """
@@ -76,7 +77,7 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
             ok = r.episodes.set_index(PAIR)["success"]
             outcomes[entry.label, condition] = ok
             base = clean.episodes.set_index(PAIR)["success"].reindex(ok.index)
-            only_clean, only_this, p = mcnemar_exact(base.tolist(), ok.tolist())
+            only_clean, only_this, p = paired_test(base, ok)
             rows.append({"suite": suite, "entry": f"{entry.label} @ {condition}", "policy": entry.label,
                          "perturbation": condition, "group": entry.group or entry.label, "run": shown(r.run_dirs[0]),
                          # From counts, not means: equal drops then subtract to exactly 0.
@@ -86,7 +87,7 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
     table = pd.DataFrame(rows)
     teacher_drop = table[table["policy"] == "teacher"].set_index("perturbation")["drop_pp"]
     table["drop_minus_teacher_pp"] = table["drop_pp"] - table["perturbation"].map(teacher_drop)
-    versus = [vs_teacher(outcomes[row.policy, row.perturbation], outcomes["teacher", row.perturbation])
+    versus = [paired_test(outcomes["teacher", row.perturbation], outcomes[row.policy, row.perturbation])
               for row in table.itertuples()]
     table["only_teacher"], table["only_policy"], table["vs_teacher_p"] = zip(*versus)
     path = Path(results_root) / "studies" / "robustness" / "table.csv"
@@ -97,10 +98,10 @@ def robustness_of(study, suite: str, conditions: dict[str, str], results_root: P
     return table
 
 
-def vs_teacher(policy: pd.Series, teacher: pd.Series) -> tuple[int, int, float]:
-    """McNemar's exact test of a policy against the teacher under the same condition, on their shared units (both
-    indexed by `PAIR`): -> (units only the teacher solved, units only the policy solved, p)."""
-    return mcnemar_exact(teacher.reindex(policy.index).tolist(), policy.tolist())
+def paired_test(reference: pd.Series, policy: pd.Series) -> tuple[int, int, float]:
+    """McNemar's exact test of `policy`'s outcomes against `reference`'s on `policy`'s units (both indexed by
+    `PAIR`): -> (units only the reference solved, units only the policy solved, p)."""
+    return mcnemar_exact(reference.reindex(policy.index).tolist(), policy.tolist())
 
 
 def write_report(table: pd.DataFrame, suite: str, episodes: int, tasks, seed: int, report_dir: Path) -> Path:
@@ -129,8 +130,8 @@ def write_report(table: pd.DataFrame, suite: str, episodes: int, tasks, seed: in
         "## Success (%) per policy and condition", "", wide.to_markdown(), "",
         "## Detail", "",
         table[["policy", "perturbation", "episodes", "success_%", "drop_pp", "drop_minus_teacher_pp", "only_clean",
-               "only_perturbed", "mcnemar_p", "only_teacher", "only_policy", "vs_teacher_p", "exec_backbone_%", "gflops_per_call", "route_sets",
-               "route_entropy_bits", "block_use_%"]].to_markdown(index=False, floatfmt=".3g"), "",
+               "only_perturbed", "mcnemar_p", "only_teacher", "only_policy", "vs_teacher_p", "exec_backbone_%",
+               "gflops_per_call", "route_sets", "route_entropy_bits", "block_use_%"]].to_markdown(index=False, floatfmt=".3g"), "",
     ]
     for fig in figures:
         lines += [f"## {fig.title}", "", fig.caption, ""]

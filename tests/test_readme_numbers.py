@@ -142,11 +142,14 @@ ROBUSTNESS_RUNS = {
 }
 
 
+def _condition_suite(parent: str, condition: str) -> str:
+    return parent if condition == "clean" else f"{parent}@{condition}"
+
+
 def _robustness_outcomes(index, tag: str, parent: str, condition: str) -> dict:
     """(task, init) -> success of `tag`'s run under `condition` on the study's units (init states 0-4, seed 0)."""
-    suite = parent if condition == "clean" else f"{parent}@{condition}"
     ep = index.sql("SELECT task_index, init_index, success FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
-                   "runs.suite = ? AND init_index < 5 AND seed = 0", tag, suite)
+                   "runs.suite = ? AND init_index < 5 AND seed = 0", tag, _condition_suite(parent, condition))
     return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
 
 
@@ -193,16 +196,14 @@ def test_readme_router_under_perturbation_is_reproduced_from_the_index(index, su
     tag = ROBUSTNESS_RUNS[suite]["ActDistill (shipped)"]
     assert len(rows) == 7
     for condition, success, executed, sets, entropy, top, use in rows:
-        name = suite if condition == "clean" else f"{suite}@{condition}"
+        name = _condition_suite(suite, condition)
         calls = index.sql("SELECT list_sort(blocks) b FROM calls JOIN runs USING (run) WHERE tag = ? AND "
                           "runs.suite = ? AND init_index < 5 AND seed = 0", tag, name)
-        ep = index.sql("SELECT sum(success::INT) k FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
-                       "runs.suite = ? AND init_index < 5 AND seed = 0", tag, name)
         blocks = [tuple(b) for b in calls["b"]]
         share = np.array(list(Counter(blocks).values())) / len(blocks)
         depth = 12
         per_block = [100 * sum(i in b for b in blocks) / len(blocks) for i in range(depth)]
-        assert success == f"{int(ep['k'][0])}/50", (condition, success)
+        assert success == f"{sum(_robustness_outcomes(index, tag, suite, condition).values())}/50", condition
         assert executed == f"{100 * sum(map(len, blocks)) / (depth * len(blocks)):.1f}%", (condition, executed)
         assert (int(sets), entropy, top) == (len(share), f"{-(share * np.log2(share)).sum():.2f}",
                                              f"{100 * share.max():.0f}%"), condition
