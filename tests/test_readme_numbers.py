@@ -7,6 +7,7 @@ import pytest
 
 from harness.index import ResultsIndex
 from harness.stats import wilson_interval
+from tasks.protocol import LIBERO_STANDARD
 
 REPO = Path(__file__).resolve().parent.parent
 README = " ".join((REPO / "README.md").read_text().split())  # wrapped lines read as one
@@ -23,6 +24,8 @@ FIGURES = [
     ("actdistill", "6e2c99e1365c", "libero_spatial", 200, 101, "45, 50, 50, 50, 25, 85, 35, 80, 50, 35", 39.7, 1.53, None),
     ("expert", "be25890de94f", "libero_spatial", 500, 484, "100, 98, 100, 94, 98, 100, 96, 92, 92, 98", None, None, None),
     ("expert", "be25890de94f", "libero_object", 500, 500, None, None, None, None),
+    ("expert", "ea0788286b0f", "libero_goal", 500, 487, "96, 100, 100, 94, 96, 92, 100, 100, 96, 100", None, None, None),
+    ("expert", "ea0788286b0f", "libero_10", 500, 445, "90, 94, 98, 96, 100, 100, 100, 100, 90, 22", None, None, None),
     *[("expert", "be25890de94f", f"simpler_{t}", 24, 24, None, None, None, None)
       for t in ("carrot", "spoon", "stack", "eggplant")],
 ]
@@ -71,30 +74,35 @@ def test_every_committed_run_is_in_the_readme(index):
     assert all(re.search(sha, README) for sha in shas)
 
 
-# The baselines table (`make baselines`): run tag, episodes, successes, executed backbone %, as the README has them.
+# The baselines tables (`make baselines`): run tag, suite, episodes, successes, executed backbone %, as the README has
+# them.
 BASELINE_RUNS = [
-    ("pruned-first_keep-5-6033fd90e3d9", 50, 31, 41.7),
-    ("pruned-importance_keep-5-21a6f0bb4eda", 50, 31, 41.7),
-    ("pruned-importance_keep-5-42bfef6c51b3", 50, 0, 41.7),
-    ("random-skip_p-0.385-ff2e4086b9db", 50, 0, 38.3),
-    ("pruned-uniform_keep-5-8fd4cbbf7d27", 50, 0, 41.7),
-    ("pruned-first_keep-5-1c38256718d5", 50, 27, 41.7),
-    ("early-exit_target-0.385-8bedb624e03b", 50, 31, 49.7),
-    ("pruned-uniform_keep-5-5e6e5d595f59", 50, 26, 41.7),
-    ("early-exit_target-0.3-b809a7965cae", 50, 25, 40.5),
-    ("early-exit_target-0.5-168c8d087b59", 50, 26, 61.8),
-    ("early-exit_target-0.75-2e6f5717560a", 50, 27, 86.3),
-    ("pruned-first_keep-9-c9199b03f5c8", 50, 33, 75.0),
+    ("pruned-first_keep-5-6033fd90e3d9", "libero_spatial", 50, 31, 41.7),
+    ("pruned-importance_keep-5-21a6f0bb4eda", "libero_spatial", 50, 31, 41.7),
+    ("pruned-importance_keep-5-42bfef6c51b3", "libero_spatial", 50, 0, 41.7),
+    ("random-skip_p-0.385-ff2e4086b9db", "libero_spatial", 50, 0, 38.3),
+    ("pruned-uniform_keep-5-8fd4cbbf7d27", "libero_spatial", 50, 0, 41.7),
+    ("pruned-first_keep-5-1c38256718d5", "libero_spatial", 50, 27, 41.7),
+    ("early-exit_target-0.385-8bedb624e03b", "libero_spatial", 50, 31, 49.7),
+    ("pruned-uniform_keep-5-5e6e5d595f59", "libero_spatial", 50, 26, 41.7),
+    ("early-exit_target-0.3-b809a7965cae", "libero_spatial", 50, 25, 40.5),
+    ("early-exit_target-0.5-168c8d087b59", "libero_spatial", 50, 26, 61.8),
+    ("early-exit_target-0.75-2e6f5717560a", "libero_spatial", 50, 27, 86.3),
+    ("pruned-first_keep-9-c9199b03f5c8", "libero_spatial", 50, 33, 75.0),
+    ("pruned-first_keep-4-c78b37809906", "libero_object", 50, 39, 33.3),
+    ("pruned-uniform_keep-4-95a16910506c", "libero_object", 50, 41, 33.3),
+    ("random-skip_p-0.36-9fcdadab82f6", "libero_object", 50, 0, 35.7),
 ]
 
 
-@pytest.mark.parametrize("tag, episodes, successes, exec_pct", BASELINE_RUNS, ids=[b[0] for b in BASELINE_RUNS])
-def test_readme_baseline_is_reproduced_from_the_index(index, tag, episodes, successes, exec_pct):
+@pytest.mark.parametrize("tag, suite, episodes, successes, exec_pct", BASELINE_RUNS,
+                         ids=[f"{b[0]}-{b[1]}" for b in BASELINE_RUNS])
+def test_readme_baseline_is_reproduced_from_the_index(index, tag, suite, episodes, successes, exec_pct):
     ep = index.sql("SELECT count(*) n, sum(success::INT) k FROM episodes JOIN runs USING (run) WHERE tag = ? "
-                   "AND runs.suite = 'libero_spatial'", tag)
+                   "AND runs.suite = ?", tag, suite)
     assert (ep["n"][0], ep["k"][0]) == (episodes, successes)
     c = index.sql("SELECT avg(exec_fraction) f FROM calls JOIN runs USING (run) WHERE tag = ? "
-                  "AND runs.suite = 'libero_spatial'", tag)  # not its perturbed runs (robustness)
+                  "AND runs.suite = ?", tag, suite)  # the clean run, not its perturbed ones (robustness)
     assert round(100 * float(c["f"][0]), 1) == exec_pct
     assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
 
@@ -123,8 +131,8 @@ def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
         for parent, cell in zip(header[1:], row, strict=True):
             if "/" in cell:
                 cells[f"libero_{parent}{suffix}"] = cell
-    runs = index.sql("SELECT run, suite FROM runs WHERE family = 'expert' AND starts_with(checkpoint_sha256, ?)",
-                     PRO_EXPERT_SHA)
+    runs = index.sql("SELECT run, suite FROM runs WHERE family = 'expert' AND starts_with(checkpoint_sha256, ?) "
+                     "AND NOT list_contains(?, suite)", PRO_EXPERT_SHA, list(LIBERO_STANDARD))  # parents: FIGURES
     assert sorted(runs["suite"]) == sorted(cells), "README table cells vs committed runs"
     for run, suite in zip(runs["run"], runs["suite"]):
         ep = index.sql("SELECT count(*) n, sum(success::INT) k FROM episodes WHERE run = ?", run)
@@ -138,9 +146,11 @@ def test_readme_pro_variant_table_is_reproduced_from_the_index(index):
 ROBUSTNESS_RUNS = {
     "libero_spatial": {"teacher": "teacher-232a388907bf", "ActDistill (shipped)": "actdistill-43be6e293a27",
                        "first 5 blocks, fine-tuned": "pruned-first_keep-5-1c38256718d5",
-                       "uniform 5 blocks, fine-tuned": "pruned-uniform_keep-5-5e6e5d595f59"},
+                       "uniform 5 blocks, fine-tuned": "pruned-uniform_keep-5-5e6e5d595f59",
+                       "early exit, target 0.385": "early-exit_target-0.385-8bedb624e03b"},
     "libero_object": {"teacher": "teacher-310a5759eb5a", "ActDistill (shipped)": "actdistill-625ef63f32a6",
-                      "first 4 blocks, fine-tuned": "pruned-first_keep-4-c78b37809906"},
+                      "first 4 blocks, fine-tuned": "pruned-first_keep-4-c78b37809906",
+                      "uniform 4 blocks, fine-tuned": "pruned-uniform_keep-4-95a16910506c"},
 }
 
 
