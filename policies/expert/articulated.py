@@ -528,10 +528,11 @@ def _swing_point(v: View, fixture: str, yaw: float, standoff: float) -> np.ndarr
 
 def _swing_rot(ex: LiberoExpert, v: View, yaw: float) -> np.ndarray:
     """Top-down hand, fingers closing along the door (their flat side on it), turning with the door; of the two
-    equivalent yaws the one nearer the hand's, fixed once per swing."""
+    equivalent yaws the one nearer 0, the yaw every episode starts at (the other, turned on from the hand's yaw
+    after loading the oven, runs the wrist into its joint limit and the hand off its path), fixed once per swing."""
     s = ex.state
     if "yaw_offset" not in s.memo:
-        s.memo["yaw_offset"] = wrap_half_pi(yaw + np.pi / 2, gripper_yaw(v.eef_rot)) - yaw
+        s.memo["yaw_offset"] = wrap_half_pi(yaw + np.pi / 2) - yaw
     return top_down(yaw + s.memo["yaw_offset"])
 
 

@@ -52,6 +52,8 @@ MAX_AVOIDED = 3
 """Rim directions given up at most before the approach sticks with its plan."""
 DESCEND_TOL = 0.006
 """Distance to the grasp point at which the fingers close, metres."""
+PRECISE_TOL = 0.002
+"""The same for a precise grasp (`Grasp.precise`), which also waits until the hand is at rest, metres."""
 GRASP_MIN_STEPS = 6
 """Steps the close command is held at least before the fingers may count as stopped."""
 LIFTED_RISE = 0.015
@@ -142,12 +144,17 @@ def approach(ex: LiberoExpert, v: View) -> Command:
 
 
 def descend(ex: LiberoExpert, v: View) -> Command:
-    """Straight down to the grasp point, keeping the pre-shape."""
+    """Straight down to the grasp point, keeping the pre-shape; a precise grasp comes to rest on it."""
     s = ex.state
     pos_a, rot_a, dist, _ = ex.servo(v, s.grasp.pos, top_down(s.grasp.yaw))
     gripper = shape(v, s.grasp.width)
-    if dist < DESCEND_TOL or ex.stalled(dist) or ex.timed_out():
-        s.hold_pos = v.eef_pos.copy()
+    if s.grasp.precise:
+        arrived = dist < PRECISE_TOL and (v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP)
+    else:
+        arrived = dist < DESCEND_TOL
+    if arrived or ex.stalled(dist) or ex.timed_out():
+        # Close where the hand is (closing fingers must not drag the object along), a precise grasp where it must be.
+        s.hold_pos = s.grasp.pos.copy() if s.grasp.precise else v.eef_pos.copy()
         ex.goto("grasp")
     return pos_a, rot_a, gripper
 

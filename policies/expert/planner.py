@@ -98,6 +98,9 @@ class Grasp:
     above: float | None = None
     """Height of the pre-grasp point above the grasp point where the approach height would not clear the object's
     top (low holds), metres; None = `ExpertConfig.approach_height`."""
+    precise: bool = False
+    """The fingers must close at the grip site itself, not wherever the descent came within its tolerance of it (a
+    handle's bar, a centimetre thick: closed off-centre, the fingers pull the mug over)."""
 
 
 def parent_object(site: str, objects: dict[str, np.ndarray]) -> str | None:
@@ -350,7 +353,7 @@ def plan_grasp(obj: str, objects: dict, current_yaw: float, avoid: tuple[float, 
     if handle:
         closing = box.rot[:, 1]
         yaw = wrap_half_pi(float(np.arctan2(closing[0], -closing[1])), current_yaw)
-        return Grasp(box.pos + box.rot @ HANDLE_GRIPS[box.cat], yaw)
+        return Grasp(box.pos + box.rot @ HANDLE_GRIPS[box.cat], yaw, precise=True)
     if box.cat in RIMS:
         # Straddle the wall: fingers close radially. Pick the rim point with the most free space around it
         # (neighbours, fixtures), mildly preferring little wrist rotation.
