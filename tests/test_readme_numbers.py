@@ -17,6 +17,7 @@ README = " ".join((REPO / "README.md").read_text().split())  # wrapped lines rea
 FIGURES = [
     ("teacher", "52d8ea4f1a29", "libero_spatial", 200, 110, "55, 55, 85, 50, 25, 90, 10, 80, 45, 55", None, 3.02, 4124),
     ("teacher", "a4d13636901b", "libero_object", 200, 158, "90, 95, 60, 100, 80, 80, 95, 65, 90, 35", None, 3.02, 3910),
+    ("teacher", "835e791d0a93", "libero_goal", 200, 85, "65, 50, 0, 0, 60, 25, 90, 95, 25, 15", None, 3.02, None),
     ("teacher", "88d9ea3189dc", "libero_spatial", 200, 95, "25, 55, 70, 40, 25, 75, 5, 85, 40, 55", None, 3.02, None),
     ("teacher", "a9f9963362e6", "libero_spatial", 200, 84, "40, 30, 30, 45, 65, 45, 30, 80, 50, 5", None, 3.02, None),
     ("actdistill", "e977ef159cc7", "libero_spatial", 200, 108, "55, 65, 60, 40, 50, 90, 20, 65, 60, 35", 38.8, 1.51, 4212),
