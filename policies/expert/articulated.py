@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.expert.control import CLOSE, OPEN, Command, Phase, View, gripper_settled, hold_open
+from policies.expert.control import CLOSE, OPEN, Command, Phase, View, at_rest, gripper_settled, hold_open
 from policies.expert.geometry import (DOOR_HINGE, DOOR_OUTER_FACE, DOOR_SHUT, DRAWER_BOX, DRAWER_CLOSED,
                                       DRAWER_HANDLE, DRAWER_INNER_FRONT, DRAWER_OPEN, DRAWER_OUT, FINGERS_CLOSED_BOX,
                                       HAND_BOX, KNOB_FIN, KNOB_FIN_TOP, KNOB_ON, ROUND, Box,
@@ -39,8 +39,6 @@ from policies.expert.planner import DRAWER_AJAR, DRAWER_FULL, DRAWERS, drawer_so
 if TYPE_CHECKING:
     from policies.expert.libero import LiberoExpert
 
-AT_REST_STEP = 0.004
-"""Hand displacement per step below which the hand counts as at rest, metres."""
 REACH_TOL = 0.012
 """Distance to a pre-contact waypoint at which the next phase starts, metres."""
 REACH_ANGLE_TOL = 0.1
@@ -164,10 +162,6 @@ PUSH_LEG_TOL = 0.015
 """Distance of the object's centre from an intermediate waypoint at which the next leg starts, metres."""
 
 
-def _at_rest(ex: LiberoExpert, v: View) -> bool:
-    return v.predicted or np.linalg.norm(v.eef_pos - ex.state.last_pos) < AT_REST_STEP
-
-
 def _pose(v: View, name: str) -> tuple[np.ndarray, np.ndarray]:
     pose = v.objects[name]
     return np.asarray(pose[:3]), quat_wxyz_to_mat(pose[3:7])
@@ -222,7 +216,7 @@ def pull_reach(ex: LiberoExpert, v: View) -> Command:
             return hold_open()
     handle, out = _drawer(v, task.target, task.owner)
     pos_a, rot_a, dist, ang = ex.servo(v, handle + out * PULL_STANDOFF, _pull_rot(ex, v, out))
-    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("pull_insert")
     return pos_a, rot_a, OPEN
 
@@ -308,7 +302,7 @@ def nudge_reach(ex: LiberoExpert, v: View) -> Command:
     pre = point + np.array([0.0, 0.0, NUDGE_APPROACH])
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + 0.1))])
     pos_a, rot_a, dist, ang = ex.servo(v, target, top_down(_shove_yaw(ex, v, out)))
-    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("nudge_lower")
     return pos_a, rot_a, CLOSE
 
@@ -453,7 +447,7 @@ def knob_reach(ex: LiberoExpert, v: View) -> Command:
     pre = grip - rot[:, 2] * KNOB_APPROACH
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + 0.1))])
     pos_a, rot_a, dist, ang = ex.servo(v, target, rot)
-    if (dist < KNOB_REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+    if (dist < KNOB_REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("knob_descend")
     return pos_a, rot_a, OPEN
 
@@ -526,7 +520,7 @@ def _swing_point(v: View, fixture: str, yaw: float, standoff: float) -> np.ndarr
     return hinge + along * SWING_RADIUS + into * reach + np.array([0.0, 0.0, SWING_HEIGHT])
 
 
-def _swing_rot(ex: LiberoExpert, v: View, yaw: float) -> np.ndarray:
+def _swing_rot(ex: LiberoExpert, yaw: float) -> np.ndarray:
     """Top-down hand, fingers closing along the door (their flat side on it), turning with the door; of the two
     equivalent yaws the one nearer 0, the yaw every episode starts at (the other, turned on from the hand's yaw
     after loading the oven, runs the wrist into its joint limit and the hand off its path), fixed once per swing."""
@@ -545,8 +539,8 @@ def swing_reach(ex: LiberoExpert, v: View) -> Command:
     _, yaw, _ = _door(v, fixture)
     # Line up high enough that the fingers pass over the door's top on the way.
     target = _swing_point(v, fixture, yaw, SWING_STANDOFF) + np.array([0.0, 0.0, SWING_ABOVE])
-    pos_a, rot_a, dist, ang = ex.servo(v, target, _swing_rot(ex, v, yaw))
-    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+    pos_a, rot_a, dist, ang = ex.servo(v, target, _swing_rot(ex, yaw))
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("swing_lower")
     return pos_a, rot_a, CLOSE
 
@@ -554,7 +548,7 @@ def swing_reach(ex: LiberoExpert, v: View) -> Command:
 def swing_lower(ex: LiberoExpert, v: View) -> Command:
     fixture = ex.task.owner
     _, yaw, _ = _door(v, fixture)
-    pos_a, rot_a, dist, _ = ex.servo(v, _swing_point(v, fixture, yaw, SWING_STANDOFF), _swing_rot(ex, v, yaw))
+    pos_a, rot_a, dist, _ = ex.servo(v, _swing_point(v, fixture, yaw, SWING_STANDOFF), _swing_rot(ex, yaw))
     if dist < REACH_TOL or ex.stalled(dist) or ex.timed_out():
         ex.goto("swing")
     return pos_a, rot_a, CLOSE
@@ -565,7 +559,7 @@ def swing(ex: LiberoExpert, v: View) -> Command:
     s, fixture = ex.state, ex.task.owner
     _, yaw, shut = _door(v, fixture)
     lead = min(yaw + SWING_LEAD, shut + SWING_PAST)
-    pos_a, rot_a, _, _ = ex.servo(v, _swing_point(v, fixture, lead, -PUSH_PRESS), _swing_rot(ex, v, lead))
+    pos_a, rot_a, _, _ = ex.servo(v, _swing_point(v, fixture, lead, -PUSH_PRESS), _swing_rot(ex, lead))
     if float(v.joints[fixture][0]) > DOOR_SHUT or ex.timed_out():
         s.hold_pos = v.eef_pos.copy()
         s.memo["back"] = -np.array([-np.sin(yaw), np.cos(yaw), 0.0]) * SWING_BACKOFF
@@ -577,7 +571,7 @@ def swing_retreat(ex: LiberoExpert, v: View) -> Command:
     """Back off the door and rise."""
     s = ex.state
     _, yaw, _ = _door(v, ex.task.owner)
-    return _rise(ex, v, s.hold_pos + s.memo["back"], _swing_rot(ex, v, yaw), CLOSE)
+    return _rise(ex, v, s.hold_pos + s.memo["back"], _swing_rot(ex, yaw), CLOSE)
 
 
 # -- pushing -----------------------------------------------------------------------------------------------
@@ -772,7 +766,7 @@ def push_reach(ex: LiberoExpert, v: View) -> Command:
     pre = point - rot[:, 2] * PUSH_APPROACH
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + 0.1))])
     pos_a, rot_a, dist, ang = ex.servo(v, target, rot)
-    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and _at_rest(ex, v)) or ex.timed_out():
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("push_lower")
     return pos_a, rot_a, CLOSE
 

@@ -60,6 +60,8 @@ class Phase:
 
 
 # -- helpers every skill uses ------------------------------------------------------------------------------
+AT_REST_STEP = 0.004
+"""Hand displacement per step below which the hand counts as at rest, metres."""
 FINGERS_STILL = 4e-4
 """Finger-opening change per step below which the fingers have stopped, metres."""
 SHAPE_UNDER = 0.025
@@ -73,6 +75,11 @@ SHAPED_OVER = 0.01
 def hold_open() -> Command:
     """Stand still with the gripper opening."""
     return np.zeros(3), np.zeros(3), OPEN
+
+
+def at_rest(ex: LiberoExpert, v: View) -> bool:
+    """The hand stopped moving (always true inside an open-loop prediction)."""
+    return v.predicted or np.linalg.norm(v.eef_pos - ex.state.last_pos) < AT_REST_STEP
 
 
 def fingers_still(ex: LiberoExpert, v: View) -> bool:

@@ -16,9 +16,9 @@ import numpy as np
 
 from policies.expert.articulated import (CONTACT_TOL, FINGER_POINTS, GRIP_MIN_STEPS, HAND_POINTS, REACH_ANGLE_TOL,
                                          REACH_TOL, ROBOT_SIDE, gaps, solids)
-from policies.expert.control import CLOSE, OPEN, Command, Phase, View, gripper_settled
+from policies.expert.control import CLOSE, OPEN, Command, Phase, View, at_rest, gripper_settled
 from policies.expert.geometry import Box, category, pointing, top_down
-from policies.expert.pick_place import AT_REST_STEP, start_carry
+from policies.expert.pick_place import start_carry
 from policies.expert.planner import SIDE_GRIPS, Grasp
 
 if TYPE_CHECKING:
@@ -83,8 +83,7 @@ def side_reach(ex: LiberoExpert, v: View) -> Command:
     pre = _grip(ex, v) - rot[:, 2] * SIDE_STANDOFF
     target = np.array([pre[0], pre[1], max(pre[2], min(v.eef_pos[2], pre[2] + SIDE_ABOVE))])
     pos_a, rot_a, dist, ang = ex.servo(v, target, rot)
-    at_rest = v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP
-    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest) or ex.timed_out():
+    if (dist < REACH_TOL and ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         ex.goto("side_lower")
     return pos_a, rot_a, OPEN
 
@@ -134,8 +133,7 @@ def tip(ex: LiberoExpert, v: View) -> Command:
     pos_a, rot_a, _, ang = ex.servo(v, s.hold_pos, top_down(yaw))
     # Slowly: turning fast, the arm lets the grip wander off by up to 15 cm.
     rot_a = rot_a * min(1.0, TIP_RATE / max(float(np.linalg.norm(rot_a)), 1e-9))
-    at_rest = v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP
-    if (ang < REACH_ANGLE_TOL and at_rest) or ex.timed_out():
+    if (ang < REACH_ANGLE_TOL and at_rest(ex, v)) or ex.timed_out():
         s.grasp = Grasp(v.eef_pos.copy(), yaw)
         s.hold_pos = v.eef_pos.copy()
         start_carry(ex, v)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, fingers_still, gripper_settled,
-                                     hold_open, shape, shaped)
+from policies.expert.control import (CLOSE, OPEN, PROGRESS, Command, Phase, View, at_rest, fingers_still,
+                                     gripper_settled, hold_open, shape, shaped)
 from policies.expert.geometry import (EXTENTS, HAND_BOX, HOLDS, Box, category, gripper_yaw, top_down, wrap_half_pi,
                                       wrap_pi)
 from policies.expert.planner import (BOWL_RIM_DEPTH, CLEARANCE, RELEASE_GAP, clearance_bottom, drawer_solids,
@@ -38,8 +38,6 @@ APPROACH_CEILING = 0.1
 (it travels sideways, then descends), a hand above it comes down to it."""
 PRESHAPE_RANGE = 0.08
 """Distance to the approach waypoint within which the fingers pre-shape to the grasp width, metres."""
-AT_REST_STEP = 0.004
-"""Hand displacement per step below which the hand counts as at rest, metres."""
 APPROACH_TOL = 0.012
 """Distance to the approach waypoint at which the descent may start, metres."""
 APPROACH_ANGLE_TOL = 0.08
@@ -126,14 +124,13 @@ def approach(ex: LiberoExpert, v: View) -> Command:
         target[2] = max(target[2], hand_clearance_path(v.eef_pos[:2], pre[:2], s.grasp.yaw, {}, obj, **moved))
     pos_a, rot_a, dist, ang = ex.servo(v, target, top_down(s.grasp.yaw))
     gripper = shape(v, s.grasp.width if dist < PRESHAPE_RANGE else None)
-    at_rest = v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP
     if not v.predicted and s.grasp.theta is not None:
         # A rim point the hand cannot reach (arm limit, obstacle) shows as no progress: pick another.
         if dist < s.approach_best - PROGRESS:
             s.approach_best, s.approach_stall = dist, 0
         else:
             s.approach_stall += 1
-    arrived = dist < APPROACH_TOL and ang < APPROACH_ANGLE_TOL and at_rest and shaped(v, s.grasp.width)
+    arrived = dist < APPROACH_TOL and ang < APPROACH_ANGLE_TOL and at_rest(ex, v) and shaped(v, s.grasp.width)
     if arrived or ex.timed_out():
         ex.goto("descend")
     elif s.approach_stall >= REROUTE_STALL and dist > REROUTE_MIN_DIST and len(s.avoid) < MAX_AVOIDED:
@@ -149,7 +146,7 @@ def descend(ex: LiberoExpert, v: View) -> Command:
     pos_a, rot_a, dist, _ = ex.servo(v, s.grasp.pos, top_down(s.grasp.yaw))
     gripper = shape(v, s.grasp.width)
     if s.grasp.precise:
-        arrived = dist < PRECISE_TOL and (v.predicted or np.linalg.norm(v.eef_pos - s.last_pos) < AT_REST_STEP)
+        arrived = dist < PRECISE_TOL and at_rest(ex, v)
     else:
         arrived = dist < DESCEND_TOL
     if arrived or ex.stalled(dist) or ex.timed_out():
