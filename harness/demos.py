@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.demofile import ORIENTATION, Demo, demo_path, write_task_demos
 from core.geometry import quat_xyzw_to_axis_angle
-from tasks.protocol import LIBERO_TRAIN_SUITES
+from tasks.protocol import TRAIN_SUITES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class TaskJob:
 
 def folder_suite(suite: str) -> str:
     """The suite whose folder holds `suite`'s demo files: the parent of a training-layout suite, else itself."""
-    return LIBERO_TRAIN_SUITES.get(suite, suite)
+    return TRAIN_SUITES.get(suite, suite)
 
 
 def check_demo_folder(out_dir: Path, suite: str) -> None:

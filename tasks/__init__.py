@@ -3,24 +3,25 @@ from __future__ import annotations
 
 from core.registry import Registry, UnknownName
 from tasks.protocol import (LIBERO_PRO_VARIANTS, LIBERO_STANDARD, LIBERO_SUITES, LIBERO_TRAIN_SUITES, SIMPLER_STANDARD,
-                            SIMPLER_SUITES, parent_suite)
+                            SIMPLER_SUITES, SIMPLER_TRAIN_SUITES, parent_suite)
 
 SUITES = Registry(
     "suite",
     {
         **{name: "tasks.libero:LiberoSuite" for name in (*LIBERO_SUITES, *LIBERO_PRO_VARIANTS, *LIBERO_TRAIN_SUITES)},
-        **{name: "tasks.simpler:SimplerSuite" for name in SIMPLER_SUITES},
+        **{name: "tasks.simpler:SimplerSuite" for name in (*SIMPLER_SUITES, *SIMPLER_TRAIN_SUITES)},
     },
 )
 SUITE_GROUPS = {
     "libero": LIBERO_STANDARD,
     "simpler": SIMPLER_STANDARD,
     "libero_train": tuple(LIBERO_TRAIN_SUITES),
+    "simpler_train": tuple(SIMPLER_TRAIN_SUITES),
     **{f"{parent}_pro": tuple(v for v in LIBERO_PRO_VARIANTS if parent_suite(v) == parent)
        for parent in LIBERO_STANDARD},
 }
 """Names that expand to several suites (`libero_spatial_pro`: every LIBERO-PRO variant of libero_spatial;
-`libero_train`: the training-layout suites of the four standard ones)."""
+`libero_train`, `simpler_train`: the training-layout suites of the standard ones)."""
 
 
 def expand_suites(name: str) -> tuple[str, ...]:

@@ -6,8 +6,9 @@ to mix episodes evaluated under different constants.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,10 @@ PERTURBATION_SEPARATOR = "@"
 
 def parent_suite(suite: str) -> str:
     """The standard suite a variant perturbs or holds training layouts of (`libero_spatial_lan`, `libero_spatial_train`,
-    `libero_spatial@noise:0.05` -> `libero_spatial`); any other suite -> itself."""
+    `libero_spatial@noise:0.05` -> `libero_spatial`; `simpler_carrot_train` -> `simpler_carrot`); any other suite ->
+    itself."""
     base = suite.partition(PERTURBATION_SEPARATOR)[0]
-    return LIBERO_PRO_VARIANTS.get(base, LIBERO_TRAIN_SUITES.get(base, base))
+    return LIBERO_PRO_VARIANTS.get(base, TRAIN_SUITES.get(base, base))
 
 
 def libero_pro_perturbation(suite: str) -> LiberoProPerturbation:
@@ -147,6 +149,9 @@ class LiberoTrainProtocol(LiberoProtocol):
     move by more than 5 mm, mostly in libero_spatial tasks 0, 2 and 8; 21 and 6 by more than 5 cm). They are kept, so
     the training scenes are distributed as the evaluation ones; their settle drift is recorded (`tasks.layouts`).
     """
+
+    LAYOUT_CONSTANTS: ClassVar[tuple[str, ...]] = ("layout_seed_base", "layout_min_distance", "robot_init_noise")
+    """Fields a layouts file records (`tasks.layouts`); it is refused when they differ from the protocol's."""
 
     layout_seed_base: int = 16
     """Any value works (the distance check, not the seed, keeps layouts apart); 16 is this project's issue number.
@@ -257,6 +262,67 @@ SIMPLER_TABLE_TOP_Z = 0.865
 """World z of the Bridge table surface, metres (the stand-in stage's top; objects rest on it)."""
 
 
+@dataclass(frozen=True)
+class SimplerTrainProtocol(SimplerProtocol):
+    """A SIMPLER task on training layouts (`tasks.simpler.layouts`) instead of its 24 evaluation episodes.
+
+    SimplerEnv's Bridge layouts are a fixed list (each object at a corner of a 10-20 cm square, 2 yaws; the
+    eggplant on a 2 x 4 grid 2 x 3 cm wide, 8 tilted orientations, of which episodes 0-23 use 3 positions), with
+    no sampler to draw new ones from. A training layout is therefore an evaluation layout jittered: draw `d` of
+    task `t` takes, from numpy `default_rng([layout_seed_base, t, d])`, an evaluation episode uniformly, shifts
+    each object's xy uniformly within +-`xy_jitter` (per object) and turns it about the world z axis uniformly
+    within +-`yaw_jitter`, at the evaluation z; the env places and settles it as an evaluation episode. It is
+    rejected when its objects are closer than `min_separation_ratio` x the evaluation layouts' smallest separation,
+    when an object moves more than `max_settle_drift` while settling (it left the scene), or when, settled, it is
+    within `layout_min_distance` of any of the 24 evaluation layouts settled. Layout i is
+    the i-th kept draw; they are committed (`tasks.simpler.layouts`, `tasks/data/layouts/<suite>.npz`).
+    What differs from evaluation: positions and yaws between and around the listed ones, never the listed ones
+    themselves; the scene, the objects, their scales, the robot's start and the camera are the evaluation's.
+    """
+
+    LAYOUT_CONSTANTS: ClassVar[tuple[str, ...]] = ("layout_seed_base", "layout_min_distance", "xy_jitter",
+                                                   "yaw_jitter", "min_separation_ratio", "max_settle_drift")
+    """Fields a layouts file records (`tasks.layouts`); it is refused when they differ from the protocol's."""
+    n_init_states: int = 100
+    """Layouts per task, twice LIBERO's 50 demonstrations per task: the 24 evaluation layouts are close together."""
+    layout_seed_base: int = 16
+    """As `LiberoTrainProtocol.layout_seed_base`: any value works, the distance check keeps layouts apart."""
+    xy_jitter: tuple[float, float] = (0.025, 0.025)
+    """(source, target) half-width, metres, of the uniform xy shift: a quarter to half of the evaluation grid's
+    half-edge (5-10 cm; the eggplant's grid is 1-1.5 cm, so its 2.5 cm reaches past it)."""
+    yaw_jitter: tuple[float, float] = (math.pi / 4, math.pi / 12)
+    """(source, target) half-width, rad, of the uniform turn about world z: the source's spans between the
+    evaluation yaws (90 degrees apart); the target's (plate, towel, cube) a little."""
+    layout_min_distance: float = 0.01
+    """Metres (`tasks.layouts.layout_distance` on settled positions of the objects the layout moves; yaw left out,
+    which only rejects more). One centimetre is 1.5-3 pixels of the 128 x 160 agentview image at the objects."""
+    min_separation_ratio: float = 0.75
+    """Objects closer than this x the evaluation layouts' smallest separation are redrawn (they would overlap)."""
+    max_settle_drift: float = 0.1
+    """Metres an object may move in xy while the env settles it. The eggplant slides up to ~5 cm down the sink;
+    one of the first ~170 eggplant draws, placed interpenetrating the sink, was thrown 3 m off the scene."""
+    layouts_sha256: str = ""
+    """Of the committed layouts file (`tasks.layouts.digest`): changed layouts are another protocol."""
+
+
+SIMPLER_TRAIN_SUITES = {f"{parent}_train": parent for parent in SIMPLER_SUITES}
+"""Training-layout suite -> the SIMPLER task whose evaluation layouts its layouts are held apart from."""
+SIMPLER_TRAIN_FIXED_TARGET = ("simpler_eggplant",)
+"""Tasks whose target does not move in training layouts: the eggplant's target is an invisible plane in the fixed
+sink (the basket), not an object on the table."""
+
+
 def simpler_protocol(suite: str) -> SimplerProtocol:
+    """A SIMPLER task's protocol; a training-layout suite's is `SimplerTrainProtocol` with its parent's env."""
+    if suite in SIMPLER_TRAIN_SUITES:
+        parent = SIMPLER_TRAIN_SUITES[suite]
+        env_id, max_steps = SIMPLER_TASKS[parent][:2]
+        jitter = (SimplerTrainProtocol.xy_jitter[0], 0.0), (SimplerTrainProtocol.yaw_jitter[0], 0.0)
+        fixed = dict(zip(("xy_jitter", "yaw_jitter"), jitter)) if parent in SIMPLER_TRAIN_FIXED_TARGET else {}
+        return SimplerTrainProtocol(suite=suite, env_id=env_id, max_steps=max_steps, **fixed)
     env_id, max_steps = SIMPLER_TASKS[suite][:2]
     return SimplerProtocol(suite=suite, env_id=env_id, max_steps=max_steps)
+
+
+TRAIN_SUITES = {**LIBERO_TRAIN_SUITES, **SIMPLER_TRAIN_SUITES}
+"""Every training-layout suite -> the evaluation suite it is held apart from."""

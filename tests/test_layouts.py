@@ -117,7 +117,7 @@ def test_the_suite_is_registered_with_its_parents_tasks_and_a_manifest_saying_ho
     suite, parent = make_suite(SUITE), make_suite("libero_spatial")
     assert [(t.name, t.instruction) for t in suite.tasks()] == [(t.name, t.instruction) for t in parent.tasks()]
     protocol = suite.protocol()
-    assert {k: protocol[k] for k in layouts.CONSTANTS} == {
+    assert {k: protocol[k] for k in LiberoTrainProtocol.LAYOUT_CONSTANTS} == layouts.constants(SUITE) == {
         "layout_seed_base": 16, "layout_min_distance": 0.005, "robot_init_noise": 0.02}
     assert protocol["layouts_sha256"] == layouts.digest(SUITE) and "held apart" in protocol["source"]
     assert {k: v for k, v in protocol.items() if k in parent.protocol() and k not in ("suite", "source")} == {

@@ -128,3 +128,53 @@ def test_reset_is_deterministic_per_init_index_and_stand_ins_are_reported():
     official_stage = ASSETS / "data/tasks/bridge_v2_real2sim_dataset/stages/bridge_table_1_v1.glb"
     assert any("bridge_table_1_v1.glb" in s for s in stand_ins) == (not official_stage.exists())
     assert suite.versions()["simpler_assets"].startswith("official" if not stand_ins else "stand-ins")
+
+
+# -- training layouts (`simpler_<task>_train`, `tasks.simpler.layouts`) ------------------------------------------
+
+
+def test_training_layouts_are_registered_held_apart_and_differ_from_the_evaluation_list():
+    from tasks import expand_suites, layouts, make_suite
+    from tasks.protocol import SimplerTrainProtocol, parent_suite
+    from tasks.simpler.layouts import CONFIG_XYZ, xy_index
+
+    assert expand_suites("simpler_train") == tuple(f"{s}_train" for s in SIMPLER_SUITES)
+    assert parent_suite("simpler_carrot_train") == parent_suite("simpler_carrot_train@noise:0.05") == "simpler_carrot"
+    for suite in SIMPLER_SUITES:
+        train = make_suite(f"{suite}_train")
+        protocol = train.protocol()
+        held = layouts.load(train.name)[0]
+        assert protocol["layouts_sha256"] == layouts.digest(train.name) and protocol["n_init_states"] == len(held.states)
+        assert len(held.states) == SimplerTrainProtocol.n_init_states and held.nearest.min() >= 0.01
+        assert [(t.name, t.instruction, t.max_steps) for t in train.tasks()] == [
+            (t.name, t.instruction, t.max_steps) for t in make_suite(suite).tasks()]
+        placed = held.states[:, CONFIG_XYZ].reshape(-1, 2, 3)
+        moving = xy_index(simpler_protocol(train.name)) // 3
+        assert len(np.unique(placed[:, moving[:, 0], :2].round(4).reshape(len(placed), -1), axis=0)) == len(placed)
+    assert xy_index(simpler_protocol("simpler_eggplant_train")).tolist() == [[0, 1]]  # the sink's target never moves
+
+
+def test_no_training_layout_settles_within_the_threshold_of_an_evaluation_one_and_episodes_start_from_them():
+    """On the eggplant, whose layouts slide down the sink: the evaluation layouts re-placed by the env, the committed
+    distances reproduced, and an episode's reset puts the objects where the committed layout says they rest."""
+    from tasks import layouts
+    from tasks.simpler.layouts import SETTLED, evaluation_configs, layout_state, xy_index
+
+    suite = "simpler_eggplant_train"
+    env = make(suite, privileged=True)
+    try:
+        held = layouts.load(suite)[0]
+        xyz, quat = evaluation_configs(*env.evaluation_configs, 24)
+        evals = np.stack([layout_state(env.place(x, q), x, q) for x, q in zip(xyz, quat)])
+        d = layouts.layout_distance(held.states, evals, xy_index(env.protocol_))
+        assert d.shape == (len(held.states), 24) and d.min() >= simpler_protocol(suite).layout_min_distance
+        np.testing.assert_allclose(d.min(1), held.nearest, atol=1e-6)
+        assert held.drift.max() > 0.01  # settling matters here: placed and settled positions differ
+        for k in (int(np.argmax(held.drift)), 3):
+            obs, _ = env.reset(options={"init_index": k})
+            rest = np.stack([obs.privileged.objects["source"][:3], obs.privileged.objects["target"][:3]])
+            np.testing.assert_allclose(rest.ravel(), held.states[k][SETTLED], atol=1e-5)
+        with pytest.raises(ValueError, match=f"out of range 0..{len(held.states) - 1}"):
+            env.reset(options={"init_index": len(held.states)})
+    finally:
+        env.close()

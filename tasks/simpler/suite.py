@@ -8,20 +8,19 @@ when an observation's images are first accessed. Rendering needs a Vulkan device
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import metadata
 
 import gymnasium as gym
 import numpy as np
 
+from tasks import layouts
 from tasks.base import (ObsSpec, Observation, PrivilegedState, ProtocolSuite, StepTimers, TaskEnv, TaskSpec,
                         timed)
-from tasks.protocol import (
-    SIMPLER_SUITES,
-    SIMPLER_TABLE_TOP_Z,
-    SIMPLER_TASKS,
-    simpler_protocol,
-)
+from tasks.protocol import (SIMPLER_SUITES, SIMPLER_TABLE_TOP_Z, SIMPLER_TASKS, SIMPLER_TRAIN_SUITES, SimplerProtocol,
+                            simpler_protocol)
 from tasks.simpler.assets import prepare_assets
+from tasks.simpler import layouts as simpler_layouts
 from tasks.simpler.maniskill_patch import env_class, render_backend
 
 CAMERA_NAMES = {"agentview": "3rd_view_camera"}
@@ -32,10 +31,14 @@ VIDEO_RESOLUTION = (240, 320)
 
 
 class SimplerSuite(ProtocolSuite):
-    """One SIMPLER Bridge task as a suite (SimplerEnv reports each task separately)."""
+    """One SIMPLER Bridge task as a suite (SimplerEnv reports each task separately), or its training layouts
+    (`simpler_<task>_train`, `tasks.simpler.layouts`)."""
 
-    NAMES = tuple(SIMPLER_SUITES)
-    protocol_of = staticmethod(simpler_protocol)
+    NAMES = (*SIMPLER_SUITES, *SIMPLER_TRAIN_SUITES)
+
+    @staticmethod
+    def protocol_of(name: str) -> SimplerProtocol:
+        return _protocol(name)
 
     def tasks(self) -> list[TaskSpec]:
         p = self._protocol
@@ -58,6 +61,21 @@ _INSTRUCTIONS = {
     "StackGreenCubeOnYellowCubeBakedTexInScene-v1": "stack the green block on the yellow block",
     "PutEggplantInBasketScene-v1": "put eggplant into yellow basket",
 }
+
+
+def _protocol(suite: str, required: bool = True) -> SimplerProtocol:
+    """A suite's protocol; a training-layout suite's records its committed layouts file and holds its layouts
+    (ValueError, one line, when the file is missing or stale; without `required`, then the drawing defaults)."""
+    protocol = simpler_protocol(suite)
+    if suite not in SIMPLER_TRAIN_SUITES:
+        return protocol
+    try:
+        held = layouts.load(suite)[0]
+    except ValueError:
+        if required:
+            raise
+        return protocol
+    return replace(protocol, n_init_states=len(held.states), layouts_sha256=layouts.digest(suite))
 
 
 def _instruction(env_id: str) -> str:
@@ -88,11 +106,11 @@ class SimplerEnv(TaskEnv):
         unknown = [c for c in obs_spec.cameras if c not in CAMERA_NAMES]
         if unknown:
             raise ValueError(f"unknown SIMPLER camera(s) {unknown}; valid: {', '.join(CAMERA_NAMES)}")
-        self.protocol_ = p = simpler_protocol(suite)
+        self.protocol_ = p = _protocol(suite, required=False)  # drawing the layouts needs the env
         self.spec_task = TaskSpec(suite, 0, p.env_id, _instruction(p.env_id), p.n_init_states, p.max_steps)
         self.obs_spec = obs_spec
         self.render_mode = "rgb_array"
-        _, _, self.source_name, self.target_name, self.goal_relation = SIMPLER_TASKS[suite]
+        _, _, self.source_name, self.target_name, self.goal_relation = SIMPLER_TASKS[SIMPLER_TRAIN_SUITES.get(suite, suite)]
         cls = env_class(p.env_id)
         try:
             self._env = cls(obs_mode="state_dict", sim_backend="cpu", render_backend=render_backend(), num_envs=1)
@@ -106,6 +124,8 @@ class SimplerEnv(TaskEnv):
         space = self._env.single_action_space
         self.action_space = gym.spaces.Box(space.low, space.high, shape=(p.action_dim,), dtype=np.float32)
         self._sim_names = {self.source_name: self._env.source_obj_name, self.target_name: self._env.target_obj_name}
+        self.evaluation_configs = (_np(self._env.xyz_configs), _np(self._env.quat_configs))
+        """ManiSkill's position (P, 2, 3) and orientation (Q, 2, 4) rows of the evaluation episodes."""
         self.timers = StepTimers()
         self._steps = 0
         self._success_any = False
@@ -118,21 +138,41 @@ class SimplerEnv(TaskEnv):
     # -- gymnasium API -------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        import torch
-
         init_index = int((options or {}).get("init_index", 0))
         if not 0 <= init_index < self.protocol_.n_init_states:
             raise ValueError(f"init_index {init_index} out of range 0..{self.protocol_.n_init_states - 1}")
         self.timers.reset()
-        # The episode's layout is a function of episode_id alone; the env itself settles the objects.
-        timed(
-            self.timers, "physics_s", self._env.reset,
-            seed=self.protocol_.env_seed, options={"episode_id": torch.tensor([init_index])},
-        )
+        if self.spec_task.suite in SIMPLER_TRAIN_SUITES:
+            self.place(*simpler_layouts.configs_of(layouts.load(self.spec_task.suite)[0].states[init_index]))
+        else:
+            self._reset_episode(init_index)
         self._steps = 0
         self._success_any = False
         self._last_info = {}
         return self._observation(), {"success": False, "init_index": init_index}
+
+    def _reset_episode(self, episode: int) -> None:
+        """ManiSkill's reset to `episode`: its layout is a function of the episode id alone; the env itself settles
+        the objects."""
+        import torch
+
+        timed(self.timers, "physics_s", self._env.reset, seed=self.protocol_.env_seed,
+              options={"episode_id": torch.tensor([episode])})
+
+    def place(self, xyz: np.ndarray, quat: np.ndarray) -> np.ndarray:
+        """Reset to a layout given as one config row (source, target): xyz (2, 3), quat (2, 4) wxyz, placed and
+        settled as an evaluation episode's; returns where the objects came to rest, (2, 3) world metres."""
+        import torch
+
+        saved = self._env.xyz_configs, self._env.quat_configs
+        self._env.xyz_configs = torch.as_tensor(np.asarray(xyz)[None], dtype=torch.float32)
+        self._env.quat_configs = torch.as_tensor(np.asarray(quat)[None], dtype=torch.float32)
+        try:
+            self._reset_episode(0)
+        finally:
+            self._env.xyz_configs, self._env.quat_configs = saved
+        return np.stack([_np(self._env.objs[self._sim_names[name]].pose.raw_pose)[0, :3]
+                         for name in (self.source_name, self.target_name)]).astype(np.float64)
 
     def step(self, action):
         action = np.asarray(action, np.float32).reshape(self.protocol_.action_dim)
