@@ -105,5 +105,17 @@ def read_demos(path: Path, cameras: tuple[str, ...] = ("agentview", "wrist")) ->
     return demos
 
 
+def demo_cameras(paths: list[Path]) -> tuple[str, ...]:
+    """The cameras (in `CAMERA_KEYS` order) whose frames every file's first demo holds: LIBERO's files hold
+    agentview and wrist, SIMPLER's agentview only."""
+    held = set(CAMERA_KEYS)
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            data = f["data"]
+            first = min(data.keys(), key=lambda k: int(k.split("_")[1]))
+            held &= {c for c, key in CAMERA_KEYS.items() if key in data[first]["obs"]}
+    return tuple(c for c in CAMERA_KEYS if c in held)
+
+
 def demo_path(out_dir: Path, suite: str, task_name: str) -> Path:
     return Path(out_dir) / suite / f"{task_name}_demo.hdf5"

@@ -55,15 +55,23 @@ def _log(msg: str) -> None:
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     from harness.runner import UsageError
+    from core.demofile import CAMERA_KEYS, demo_cameras
+    from policies.vla.configuration import VLAConfig
     from policies.vla.train import TrainConfig, train
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     paths = _demo_paths(args)
+    cameras = demo_cameras(paths)
+    if not cameras:
+        raise UsageError(f"the demo files for {args.suite} under {args.demos} share no camera; valid: "
+                         f"{', '.join(CAMERA_KEYS)}")
     tc = TrainConfig.for_suite(args.suite)
     if args.epochs is not None:
         tc = replace(tc, epochs=args.epochs)
-    digest = train(paths, args.out, tc=tc, cache_dir=args.demos / "cache", log=_log)
+    # The teacher sees the cameras its demos hold (SIMPLER's Bridge camera alone, LIBERO's two).
+    digest = train(paths, args.out, cfg=replace(VLAConfig(), cameras=cameras), tc=tc, cache_dir=args.demos / "cache",
+                   log=_log)
     print(f"teacher checkpoint {args.out} sha256 {digest}")
     return 0
 

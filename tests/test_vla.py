@@ -181,3 +181,39 @@ def test_train_teacher_command_refuses_bad_input_in_one_line(tmp_path):
         COMMANDS["train-teacher"](parser.parse_args(base + ["--epochs", "0"]))
     with pytest.raises(UsageError, match=r"^unknown suite 'nosuch'; valid: .*libero_spatial"):
         COMMANDS["train-teacher"](parser.parse_args(base[:2] + ["nosuch"] + base[3:]))
+
+
+def test_a_checkpoint_named_after_a_suite_group_serves_its_members_and_a_suites_own_comes_first(tmp_path):
+    from policies.base import NoShippedCheckpoint
+    from policies.vla.policy import VLAPolicy
+
+    for name in ("simpler", "simpler_stack", "libero_spatial"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+
+    class Shipped(VLAPolicy):
+        shipped = tmp_path
+
+    assert Shipped.shipped_checkpoint("simpler_carrot") == Shipped.shipped_checkpoint("simpler_carrot_train") == (
+        tmp_path / "simpler")
+    assert Shipped.shipped_checkpoint("simpler_stack") == tmp_path / "simpler_stack"
+    assert Shipped.shipped_checkpoint("libero_spatial_lan") == tmp_path / "libero_spatial"
+    with pytest.raises(NoShippedCheckpoint, match="for suite 'libero_goal'; shipped for: libero_spatial, simpler, "):
+        Shipped.shipped_checkpoint("libero_goal")
+
+
+def test_a_teacher_sees_the_cameras_its_demo_files_share(tmp_path):
+    from core.demofile import Demo, demo_cameras, demo_path, write_task_demos
+
+    t, frame = 4, np.zeros((2, 8, 8, 3), np.uint8)
+
+    def write(name: str, cameras: tuple[str, ...]) -> Path:
+        path = demo_path(tmp_path, "suite", name)
+        demo = Demo("x", np.zeros((t, 7)), np.zeros((t, 4)), np.zeros((t, 3)), np.zeros((t, 3)), np.zeros((t, 2)),
+                    images={c: frame for c in cameras}, frame_index=np.array([0, 2]))
+        write_task_demos(path, [demo], {"suite": "suite"})
+        return path
+
+    libero, simpler = write("a", ("wrist", "agentview")), write("b", ("agentview",))
+    assert demo_cameras([libero]) == ("agentview", "wrist")  # the model's camera order, whatever the file's
+    assert demo_cameras([simpler]) == demo_cameras([libero, simpler]) == ("agentview",)

@@ -13,9 +13,9 @@ from core.spec import PolicySpec
 from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from policies.vla.model import VLA, Encoders
+from tasks import SUITE_GROUPS
 from tasks.base import ObsSpec, Observation, TaskSpec
 from tasks.protocol import parent_suite
-
 
 
 def proprio_vector(obs: Observation) -> np.ndarray:
@@ -49,12 +49,14 @@ class VLAPolicy:
     @classmethod
     def shipped_checkpoint(cls, suite: str | None) -> Path:
         """The shipped checkpoint for `suite`, or for the standard suite it is a variant of (`parent_suite`: a
-        LIBERO-PRO variant is evaluated with its parent's checkpoint); NoShippedCheckpoint naming the shipped suites
-        when there is none."""
+        LIBERO-PRO variant is evaluated with its parent's checkpoint), or for a suite group holding that suite
+        (`tasks.SUITE_GROUPS`); NoShippedCheckpoint naming the shipped suites when there is none."""
         shipped = sorted(d.name for d in cls.shipped.glob("*") if (d / "config.json").exists())
         parent = parent_suite(suite) if suite else None
-        if parent in shipped:
-            return cls.shipped / parent
+        # A checkpoint named after a group (`simpler`: one model for the four Bridge tasks) serves its members.
+        for name in (parent, *(g for g, members in SUITE_GROUPS.items() if parent in members)):
+            if name in shipped:
+                return cls.shipped / name
         wanted = f"suite {suite!r}" if suite else "no suite given"
         if parent != suite:
             wanted += f" (a variant of {parent!r})"
