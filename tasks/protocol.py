@@ -314,14 +314,15 @@ sink (the basket), not an object on the table."""
 
 def simpler_protocol(suite: str) -> SimplerProtocol:
     """A SIMPLER task's protocol; a training-layout suite's is `SimplerTrainProtocol` with its parent's env."""
-    if suite in SIMPLER_TRAIN_SUITES:
-        parent = SIMPLER_TRAIN_SUITES[suite]
-        env_id, max_steps = SIMPLER_TASKS[parent][:2]
-        jitter = (SimplerTrainProtocol.xy_jitter[0], 0.0), (SimplerTrainProtocol.yaw_jitter[0], 0.0)
-        fixed = dict(zip(("xy_jitter", "yaw_jitter"), jitter)) if parent in SIMPLER_TRAIN_FIXED_TARGET else {}
-        return SimplerTrainProtocol(suite=suite, env_id=env_id, max_steps=max_steps, **fixed)
-    env_id, max_steps = SIMPLER_TASKS[suite][:2]
-    return SimplerProtocol(suite=suite, env_id=env_id, max_steps=max_steps)
+    parent = SIMPLER_TRAIN_SUITES.get(suite, suite)
+    env_id, max_steps = SIMPLER_TASKS[parent][:2]
+    if suite == parent:
+        return SimplerProtocol(suite=suite, env_id=env_id, max_steps=max_steps)
+    fixed = {}
+    if parent in SIMPLER_TRAIN_FIXED_TARGET:
+        fixed = {"xy_jitter": (SimplerTrainProtocol.xy_jitter[0], 0.0),
+                 "yaw_jitter": (SimplerTrainProtocol.yaw_jitter[0], 0.0)}
+    return SimplerTrainProtocol(suite=suite, env_id=env_id, max_steps=max_steps, **fixed)
 
 
 TRAIN_SUITES = {**LIBERO_TRAIN_SUITES, **SIMPLER_TRAIN_SUITES}

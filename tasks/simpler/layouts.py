@@ -6,7 +6,7 @@ LIBERO's (`tasks.layouts`: `python -m tasks.layouts simpler_carrot_train`), beca
 simulator: the objects are compared where the env's own settling leaves them (the eggplant slides up to 5 cm down
 the sink, where every evaluation layout ends within a millimetre of another).
 
-A layout's state (`STATE_SIZE` values) is [settled source xyz, settled target xyz, config xyz (source, target),
+A layout's state (20 values) is [settled source xyz, settled target xyz, config xyz (source, target),
 config quat wxyz (source, target)]: where the objects came to rest, then the row ManiSkill's `xyz_configs` /
 `quat_configs` take, so the env places it the way it places an evaluation episode.
 """
@@ -19,7 +19,6 @@ from tasks.protocol import SIMPLER_SUITES, SIMPLER_TRAIN_SUITES, SimplerTrainPro
 
 SETTLED, CONFIG_XYZ, CONFIG_QUAT = slice(0, 6), slice(6, 12), slice(12, 20)
 """Columns of a layout state."""
-STATE_SIZE = 20
 
 
 def evaluation_configs(xyz_configs: np.ndarray, quat_configs: np.ndarray, n_episodes: int
