@@ -60,17 +60,17 @@ class Selection:
 
 
 def shipped_runs(ix) -> Selection:
-    """The runs of every shipped checkpoint (`checkpoints/<family>/<suite>/model.safetensors.sha256`) evaluated
-    under the family's plain name; the teacher's first."""
+    """The runs of every shipped checkpoint (`checkpoints/<family>/<suite or group>/model.safetensors.sha256`, a
+    group's on each member suite) evaluated under the family's plain name; the teacher's first."""
     from harness.paper_tables import SUITE_ORDER
+    from tasks import expand_suites
 
     runs, notes = [], []
     order = {s: i for i, s in enumerate(SUITE_ORDER)}
-    files = sorted(CHECKPOINTS.glob("*/*/model.safetensors.sha256"),
-                   key=lambda p: (p.parent.parent.name not in FIRST_FAMILIES, p.parent.parent.name,
-                                  order.get(p.parent.name, len(order)), p.parent.name))
-    for sha_file in files:
-        family, suite = sha_file.parent.parent.name, sha_file.parent.name
+    shipped = [(f.parent.parent.name, suite, f) for f in CHECKPOINTS.glob("*/*/model.safetensors.sha256")
+               for suite in expand_suites(f.parent.name)]
+    shipped.sort(key=lambda x: (x[0] not in FIRST_FAMILIES, x[0], order.get(x[1], len(order)), x[1]))
+    for family, suite, sha_file in shipped:
         found = ix.sql("SELECT run FROM runs WHERE family = ? AND name = ? AND suite = ? AND checkpoint_sha256 = ? "
                        "ORDER BY run", family, family, suite, sha_file.read_text().split()[0])["run"].tolist()
         runs += found

@@ -17,17 +17,20 @@ README = " ".join((REPO / "README.md").read_text().split())  # wrapped lines rea
 FIGURES = [
     ("teacher", "52d8ea4f1a29", "libero_spatial", 200, 110, "55, 55, 85, 50, 25, 90, 10, 80, 45, 55", None, 3.02, 4124),
     ("teacher", "a4d13636901b", "libero_object", 200, 158, "90, 95, 60, 100, 80, 80, 95, 65, 90, 35", None, 3.02, 3910),
-    ("teacher", "835e791d0a93", "libero_goal", 200, 85, "65, 50, 0, 0, 60, 25, 90, 95, 25, 15", None, 3.02, None),
+    ("teacher", "835e791d0a93", "libero_goal", 200, 85, "65, 50, 0, 0, 60, 25, 90, 95, 25, 15", None, 3.02, 5560),
     ("teacher", "88d9ea3189dc", "libero_spatial", 200, 95, "25, 55, 70, 40, 25, 75, 5, 85, 40, 55", None, 3.02, None),
     ("teacher", "a9f9963362e6", "libero_spatial", 200, 84, "40, 30, 30, 45, 65, 45, 30, 80, 50, 5", None, 3.02, None),
     ("actdistill", "e977ef159cc7", "libero_spatial", 200, 108, "55, 65, 60, 40, 50, 90, 20, 65, 60, 35", 38.8, 1.51, 4212),
     ("actdistill", "3e59a646895b", "libero_object", 200, 155, "95, 100, 70, 80, 70, 60, 100, 55, 85, 60", 35.6, 1.43, 3923),
+    ("actdistill", "a43ee7adc16c", "libero_goal", 200, 82, "35, 70, 20, 0, 60, 20, 100, 80, 20, 5", 35.3, 1.42, 5616),
     ("actdistill", "6e2c99e1365c", "libero_spatial", 200, 101, "45, 50, 50, 50, 25, 85, 35, 80, 50, 35", 39.7, 1.53, None),
     ("expert", "be25890de94f", "libero_spatial", 500, 484, "100, 98, 100, 94, 98, 100, 96, 92, 92, 98", None, None, None),
     ("expert", "be25890de94f", "libero_object", 500, 500, None, None, None, None),
     ("expert", "ea0788286b0f", "libero_goal", 500, 487, "96, 100, 100, 94, 96, 92, 100, 100, 96, 100", None, None, None),
     ("expert", "ea0788286b0f", "libero_10", 500, 445, "90, 94, 98, 96, 100, 100, 100, 100, 90, 22", None, None, None),
     ("expert", "1d25332f6bc6", "libero_10", 50, 50, "100", None, None, None),  # task 9 only, after its fix
+    *[("teacher", "55c5bbc6bc18", f"simpler_{t}", 24, k, None, None, 2.05, None)  # not shipped
+      for t, k in (("carrot", 0), ("spoon", 0), ("stack", 0), ("eggplant", 10))],
     *[("expert", "be25890de94f", f"simpler_{t}", 24, 24, None, None, None, None)
       for t in ("carrot", "spoon", "stack", "eggplant")],
 ]
@@ -234,3 +237,53 @@ def test_readme_router_under_perturbation_is_reproduced_from_the_index(index, su
         assert (int(sets), entropy, top) == (len(share), f"{-(share * np.log2(share)).sum():.2f}",
                                              f"{100 * share.max():.0f}%"), condition
         assert use == ", ".join(f"{per_block[i]:.0f}" for i in (2, 3, 4, 6)), (condition, use)
+
+
+# The per-suite tables' expert rows: (expert code hash prefix, its tasks) of the runs they are drawn from.
+EXPERT_ROWS = {
+    "libero_spatial": [("be25890de94f", range(10))],
+    "libero_object": [("be25890de94f", range(10))],
+    "libero_goal": [("ea0788286b0f", range(10))],
+    "libero_10": [("ea0788286b0f", range(9)), ("1d25332f6bc6", [9])],  # task 9 after its fix
+    "simpler": [("be25890de94f", range(1))],
+}
+
+
+@pytest.mark.parametrize("suite", list(EXPERT_ROWS))
+def test_readme_per_suite_table_is_reproduced_from_the_index(index, suite):
+    """Every row of the suite's table: success (k), its Wilson interval, executed share and GFLOPs, on the units the
+    table names (LIBERO: init states 0-19 of every task; SIMPLER: every layout of the four tasks)."""
+    from tasks import expand_suites
+
+    members = list(expand_suites(suite))
+    units = "x.init_index < 20" if suite.startswith("libero") else "true"
+    head, rows = _readme_table(f"| {suite} ", after="### Per suite")
+    assert head[1].startswith("success (")
+    n_units = int(head[1][len("success ("):-1])
+    checked = 0
+    for policy, success, ci, executed, gflops, _ in rows:
+        sha = re.search(r"`([0-9a-f]{12})…`", policy)
+        if policy.startswith("expert"):
+            where = " OR ".join(f"(starts_with(r.checkpoint_sha256, '{s}') AND list_contains({list(t)}, x.task_index))"
+                                for s, t in EXPERT_ROWS[suite])
+            where = f"r.family = 'expert' AND ({where})"
+        elif sha:
+            family = policy.split()[0].lower()  # pruned-as-is runs carry the teacher's sha too
+            where = f"r.family = '{family}' AND starts_with(r.checkpoint_sha256, '{sha.group(1)}')"
+        else:
+            continue  # a row saying what is not there yet
+        ep = index.sql(f"SELECT count(*) n, sum(success::INT) k FROM episodes x JOIN runs r USING (run) "
+                       f"WHERE ({where}) AND list_contains(?, x.suite) AND {units}", members)
+        n, k = int(ep["n"][0]), int(ep["k"][0])
+        assert n == n_units, f"{policy}: {n} episodes"
+        pct = "100%" if k == n else f"{100 * k / n:.1f}%"
+        assert success == f"{pct} ({k})", policy
+        lo, hi = wilson_interval(k, n)
+        assert ci == f"{round(100 * lo)}–{round(100 * hi)}%", policy
+        if not policy.startswith("expert"):
+            c = index.sql(f"SELECT avg(exec_fraction) f, avg(gflops) g FROM calls x JOIN runs r USING (run) "
+                          f"WHERE ({where}) AND list_contains(?, x.suite)", members)
+            assert executed == ("100%" if c["f"][0] == 1 else f"{100 * c['f'][0]:.1f}%"), policy
+            assert gflops == f"{c['g'][0]:.2f}", policy
+        checked += 1
+    assert checked >= 1
