@@ -259,7 +259,8 @@ def test_references_resolve_to_the_committed_runs(ix):
     assert resolve(str(CHECKPOINTS / "teacher" / "libero_spatial"), ix) == teacher
     assert resolve("teacher", ix, suites=spatial) == {"libero_spatial": SHIPPED_TEACHER}
     assert resolve("actdistill", ix) == {**each_condition("actdistill-43be6e293a27", "libero_spatial"),
-                                         **each_condition("actdistill-625ef63f32a6", "libero_object")}
+                                         **each_condition("actdistill-625ef63f32a6", "libero_object"),
+                                         "libero_goal": "actdistill-099ec78afc34/libero_goal"}  # no robustness runs
     assert resolve("52d8ea4f1a29", ix) == teacher  # not a pruned run of its weights
     with pytest.raises(UsageError, match="no run under"):
         resolve("abcdef123456", ix)
