@@ -36,6 +36,11 @@ FIGURES = [
 ]
 
 
+def readme_pct(share: float) -> str:
+    """A share as the README writes it: "100%" when whole, else one decimal ("41.0%")."""
+    return "100%" if share == 1 else f"{100 * share:.1f}%"
+
+
 @pytest.fixture(scope="module")
 def index():
     return ResultsIndex(REPO / "results")
@@ -64,7 +69,7 @@ def test_readme_figure_is_reproduced_from_the_index(index, family, sha, suite, e
     ep = index.sql("SELECT task_index, count(*) n, sum(success::INT) k FROM episodes WHERE run = ? GROUP BY 1 ORDER BY 1",
                    run)
     assert ep["n"].sum() == episodes and ep["k"].sum() == successes
-    pct = "100%" if successes == episodes else f"{100 * successes / episodes:.1f}%"
+    pct = readme_pct(successes / episodes)
     assert pct in README, f"README lost {pct}"
     if per_task is not None:
         assert ", ".join(str(round(100 * k / n)) for k, n in zip(ep["k"], ep["n"])) == per_task
@@ -276,14 +281,13 @@ def test_readme_per_suite_table_is_reproduced_from_the_index(index, suite):
                        f"WHERE ({where}) AND list_contains(?, x.suite) AND {units}", members)
         n, k = int(ep["n"][0]), int(ep["k"][0])
         assert n == n_units, f"{policy}: {n} episodes"
-        pct = "100%" if k == n else f"{100 * k / n:.1f}%"
-        assert success == f"{pct} ({k})", policy
+        assert success == f"{readme_pct(k / n)} ({k})", policy
         lo, hi = wilson_interval(k, n)
         assert ci == f"{round(100 * lo)}–{round(100 * hi)}%", policy
         if not policy.startswith("expert"):
             c = index.sql(f"SELECT avg(exec_fraction) f, avg(gflops) g FROM calls x JOIN runs r USING (run) "
                           f"WHERE ({where}) AND list_contains(?, x.suite)", members)
-            assert executed == ("100%" if c["f"][0] == 1 else f"{100 * c['f'][0]:.1f}%"), policy
+            assert executed == readme_pct(c["f"][0]), policy
             assert gflops == f"{c['g'][0]:.2f}", policy
         checked += 1
     assert checked >= 1
