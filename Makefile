@@ -97,8 +97,11 @@ demos: $(STAMP)
 TEACHER_OUT ?= checkpoints/teacher/$(SUITE)
 # EPOCHS empty: the suite's shipped recipe (TrainConfig.for_suite).
 EPOCHS ?=
+# ROTATION empty: VLAConfig's default proprio orientation (axis_angle); rot6d: continuous (see VLAConfig.rotation).
+ROTATION ?=
 train-teacher: $(STAMP)
-	$(PY) -m harness.cli train-teacher --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(PY) -m harness.cli train-teacher --suite $(SUITE) --demos $(DEMOS) --out $(TEACHER_OUT) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	  $(if $(ROTATION),--rotation $(ROTATION))
 
 TEACHER ?= checkpoints/teacher/$(SUITE)
 STUDENT_OUT ?= checkpoints/actdistill/$(SUITE)

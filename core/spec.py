@@ -127,9 +127,13 @@ def parse_params(params_cls, given: dict[str, Any], family: str):
 
 
 def identity(family: str, checkpoint_sha256: str, params) -> dict:
-    """What determines a policy's behaviour: hashed into the run key and stored in every manifest."""
+    """What determines a policy's behaviour: hashed into the run key and stored in every manifest. A param declared
+    with `field(metadata={"omit_at_default": True})` (one added after runs were recorded) is left out while it has
+    its default, so those runs keep the identity they were recorded with."""
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+              if not (f.metadata.get("omit_at_default") and getattr(params, f.name) == f.default)}
     return {"family": family, "checkpoint_sha256": checkpoint_sha256,
-            "params": json.loads(json.dumps(dataclasses.asdict(params), default=list))}
+            "params": json.loads(json.dumps(values, default=list))}
 
 
 def spec_hash(ident: dict) -> str:

@@ -59,20 +59,25 @@ class Selection:
     a reused run, e.g. the committed teacher, may hold more)."""
 
 
-def shipped_runs(ix) -> Selection:
-    """The runs of every shipped checkpoint (`checkpoints/<family>/<suite or group>/model.safetensors.sha256`, a
-    group's on each member suite) evaluated under the family's plain name; the teacher's first."""
+def shipped_checkpoints() -> list[tuple[str, str, str]]:
+    """(family, suite, sha256) of every shipped checkpoint (`checkpoints/<family>/<suite or group>/
+    model.safetensors.sha256`; a group's checkpoint once per member suite), the teacher's first, suites in table
+    order."""
     from harness.paper_tables import SUITE_ORDER
     from tasks import expand_suites
 
-    runs, notes = [], []
     order = {s: i for i, s in enumerate(SUITE_ORDER)}
-    shipped = [(f.parent.parent.name, suite, f) for f in CHECKPOINTS.glob("*/*/model.safetensors.sha256")
-               for suite in expand_suites(f.parent.name)]
-    shipped.sort(key=lambda x: (x[0] not in FIRST_FAMILIES, x[0], order.get(x[1], len(order)), x[1]))
-    for family, suite, sha_file in shipped:
+    shipped = [(f.parent.parent.name, suite, f.read_text().split()[0])
+               for f in CHECKPOINTS.glob("*/*/model.safetensors.sha256") for suite in expand_suites(f.parent.name)]
+    return sorted(shipped, key=lambda x: (x[0] not in FIRST_FAMILIES, x[0], order.get(x[1], len(order)), x[1]))
+
+
+def shipped_runs(ix) -> Selection:
+    """The runs of every shipped checkpoint (`shipped_checkpoints`) evaluated under the family's plain name."""
+    runs, notes = [], []
+    for family, suite, sha256 in shipped_checkpoints():
         found = ix.sql("SELECT run FROM runs WHERE family = ? AND name = ? AND suite = ? AND checkpoint_sha256 = ? "
-                       "ORDER BY run", family, family, suite, sha_file.read_text().split()[0])["run"].tolist()
+                       "ORDER BY run", family, family, suite, sha256)["run"].tolist()
         runs += found
         if not found:
             notes.append(f"shipped {family} for {suite} has no run under {shown(ix.root)} "

@@ -18,6 +18,8 @@ def add_parsers(sub) -> None:
     teacher.add_argument("--demos", type=Path, required=True, help="folder with <suite>/*_demo.hdf5")
     teacher.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     teacher.add_argument("--epochs", type=int, default=None, help="default: the suite's shipped recipe")
+    teacher.add_argument("--rotation", default=None,
+                         help="end-effector orientation in the proprio: axis_angle or rot6d (VLAConfig.rotation)")
 
     distill = sub.add_parser("distill", help="ActDistill: teacher -> routed student (resumable)")
     distill.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint folder")
@@ -56,11 +58,13 @@ def _log(msg: str) -> None:
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     from harness.runner import UsageError
     from core.demofile import CAMERA_KEYS, demo_cameras
-    from policies.vla.configuration import VLAConfig
+    from policies.vla.configuration import PROPRIO_ROTATIONS, VLAConfig
     from policies.vla.train import TrainConfig, train
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.rotation is not None and args.rotation not in PROPRIO_ROTATIONS:
+        raise UsageError(f"--rotation {args.rotation!r}; valid: {', '.join(PROPRIO_ROTATIONS)}")
     paths = _demo_paths(args)
     cameras = demo_cameras(paths)
     if not cameras:
@@ -69,8 +73,10 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     tc = TrainConfig.for_suite(args.suite)
     if args.epochs is not None:
         tc = replace(tc, epochs=args.epochs)
-    # The teacher sees the cameras its demos hold (SIMPLER's Bridge camera alone, LIBERO's two).
-    digest = train(paths, args.out, cfg=replace(VLAConfig(), cameras=cameras), tc=tc, cache_dir=args.demos / "cache",
+    cfg = replace(VLAConfig(), cameras=cameras)  # the cameras its demos hold (SIMPLER's Bridge camera, LIBERO's two)
+    if args.rotation is not None:
+        cfg = replace(cfg, rotation=args.rotation, proprio_dim=None)
+    digest = train(paths, args.out, cfg=cfg, tc=tc, cache_dir=args.demos / "cache",
                    log=_log)
     print(f"teacher checkpoint {args.out} sha256 {digest}")
     return 0

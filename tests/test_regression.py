@@ -15,13 +15,13 @@ from core.paths import CHECKPOINTS, DEFAULT_RESULTS
 from harness.compare import SUITE_WEIGHT, compare, compare_suite, format_markdown, gate_p, resolve
 from harness.compare_cli import COMMANDS, add_parsers
 from harness.index import ResultsIndex
+from harness.report_cli import shipped_checkpoints
 from harness.regression import (
     SequentialTest, difference, farrington_manning_p_worse, holm, newcombe_paired, newcombe_unpaired,
     tango_p_worse,
 )
 from harness.runner import UsageError
 from harness.track import history, plot_history, schedule, sequential_rounds
-from tasks import expand_suites
 
 SHIPPED_TEACHER = "teacher-232a388907bf/libero_spatial"  # 52d8ea4f1a29, 10 epochs
 SIX_EPOCHS = "teacher-c8de181b1fdb/libero_spatial"  # 88d9ea3189dc
@@ -279,13 +279,11 @@ def test_a_missing_or_ambiguous_reference_is_a_usage_error(tmp_path):
 def test_the_registry_names_the_shipped_evaluations(ix, capsys):
     registry = json.loads((DEFAULT_RESULTS / "baselines.json").read_text())["baselines"]
     runs = ix.sql("SELECT run, checkpoint_sha256 FROM runs").set_index("run")["checkpoint_sha256"]
-    shipped = sorted(CHECKPOINTS.glob("*/*/model.safetensors.sha256"))
+    shipped = shipped_checkpoints()  # a group's checkpoint once per member suite
     assert len(shipped) >= 4
-    for sha_file in shipped:  # every shipped checkpoint has its evaluation registered
-        family, folder = sha_file.parent.parent.name, sha_file.parent.name
-        for suite in expand_suites(folder):  # a group's checkpoint serves each member suite
-            entry = registry[family][suite]
-            assert runs[entry["run"]] == entry["checkpoint_sha256"] == sha_file.read_text().split()[0]
+    for family, suite, sha256 in shipped:  # every shipped checkpoint has its evaluation registered
+        entry = registry[family][suite]
+        assert runs[entry["run"]] == entry["checkpoint_sha256"] == sha256
     assert cli("compare", "--new", "88d9ea3189dc") == 0  # BASE from the registry
     assert f"vs BASE teacher 52d8ea4f1a29 ({SHIPPED_TEACHER})" in capsys.readouterr().out
 

@@ -181,6 +181,8 @@ def test_train_teacher_command_refuses_bad_input_in_one_line(tmp_path):
         COMMANDS["train-teacher"](parser.parse_args(base + ["--epochs", "0"]))
     with pytest.raises(UsageError, match=r"^unknown suite 'nosuch'; valid: .*libero_spatial"):
         COMMANDS["train-teacher"](parser.parse_args(base[:2] + ["nosuch"] + base[3:]))
+    with pytest.raises(UsageError, match=r"^--rotation 'euler'; valid: axis_angle, rot6d$"):
+        COMMANDS["train-teacher"](parser.parse_args(base + ["--rotation", "euler"]))
 
 
 def test_a_checkpoint_named_after_a_suite_group_serves_its_members_and_a_suites_own_comes_first(tmp_path):
@@ -217,3 +219,30 @@ def test_a_teacher_sees_the_cameras_its_demo_files_share(tmp_path):
     libero, simpler = write("a", ("wrist", "agentview")), write("b", ("agentview",))
     assert demo_cameras([libero]) == ("agentview", "wrist")  # the model's camera order, whatever the file's
     assert demo_cameras([simpler]) == demo_cameras([libero, simpler]) == ("agentview",)
+
+
+def test_rot6d_proprio_is_the_rotation_matrix_and_continuous_where_axis_angle_jumps():
+    import mujoco
+
+    from core.geometry import quat_xyzw_to_axis_angle
+
+    rng = np.random.default_rng(0)
+    quats = rng.normal(size=(50, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    cfg = VLAConfig(rotation="rot6d")
+    assert cfg.proprio_dim == 11 and VLAConfig().proprio_dim == 8
+    for q in quats:
+        raw = np.concatenate([[0.1, 0.2, 0.3], quat_xyzw_to_axis_angle(q), [0.04, -0.04]])
+        matrix = np.zeros(9)
+        mujoco.mju_quat2Mat(matrix, q[[3, 0, 1, 2]])  # MuJoCo's quaternions are wxyz
+        feat = cfg.proprio_features(raw)
+        np.testing.assert_allclose(feat[3:9], matrix.reshape(3, 3)[:, :2].T.reshape(6), atol=1e-5)
+        np.testing.assert_array_equal(feat[[0, 1, 2, 9, 10]], raw[[0, 1, 2, 6, 7]].astype(np.float32))
+    # Turned about z just either side of pi: axis-angle jumps by ~2 pi, rot6d barely moves.
+    near_pi = [np.array([0.0, 0.0, np.pi - 1e-3]), np.array([0.0, 0.0, -(np.pi - 1e-3)])]
+    a, b = (cfg.proprio_features(np.concatenate([np.zeros(3), v, np.zeros(2)])) for v in near_pi)
+    assert np.abs(near_pi[0] - near_pi[1]).max() > 6 and np.abs(a - b).max() < 3e-3
+    with pytest.raises(ValueError, match="proprio_dim=8 does not fit rotation='rot6d' \\(11\\)"):
+        VLAConfig(rotation="rot6d", proprio_dim=8)
+    with pytest.raises(ValueError, match="rotation='euler'; valid: axis_angle, rot6d"):
+        VLAConfig(rotation="euler")

@@ -13,6 +13,7 @@ from core.paths import CHECKPOINTS
 from policies.actdistill.configuration import ActDistillConfig
 from policies.actdistill.student import StudentVLA
 from policies.vla.checkpoint import Checkpoint, CheckpointError
+from policies.vla.configuration import RolloutParams
 from policies.vla.policy import VLAPolicy, teacher_spec
 
 
@@ -20,8 +21,8 @@ class ActDistillPolicy(VLAPolicy):
     shipped = CHECKPOINTS / "actdistill"
     train_command = "make distill"
 
-    def __init__(self, checkpoint: Path | str):
-        super().__init__(checkpoint)
+    def __init__(self, checkpoint: Path | str, params: RolloutParams = RolloutParams()):
+        super().__init__(checkpoint, params)
         self.reference = teacher_spec(self.teacher_sha256, Path(checkpoint))
 
     def build_model(self, ckpt: Checkpoint) -> StudentVLA:

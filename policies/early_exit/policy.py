@@ -19,8 +19,7 @@ class EarlyExitPolicy(VLAPolicy):
     train_command = "make baselines"
 
     def __init__(self, checkpoint: Path | str, params: EarlyExitParams):
-        self.params = params
-        super().__init__(checkpoint)
+        super().__init__(checkpoint, params)
         self.reference = teacher_spec(self.teacher_sha256, Path(checkpoint))
 
     @classmethod

@@ -6,9 +6,11 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from policies.vla.configuration import RolloutParams
+
 
 @dataclass(frozen=True)
-class PruningParams:
+class PruningParams(RolloutParams):
     method: Literal["first", "uniform", "importance", "blocks"] = "first"
     """first: the first `keep` blocks (truncation, as SmolVLA keeps the first half of its VLM's layers);
     uniform: `keep` blocks evenly spaced over the depth, first and last included; importance: the `keep` blocks of
@@ -20,6 +22,7 @@ class PruningParams:
     """Teacher block indices kept, for method=blocks."""
 
     def __post_init__(self):
+        super().__post_init__()
         if self.method == "blocks":
             if not self.blocks or self.keep is not None:
                 raise ValueError("method=blocks needs blocks=<i,j,...> and no keep")
@@ -51,12 +54,13 @@ class PruningParams:
 
 
 @dataclass(frozen=True)
-class RandomSkipParams:
+class RandomSkipParams(RolloutParams):
     p: float = 0.388
     """Probability that each teacher block runs at a call (default: the shipped libero_spatial student's executed
     share of the backbone, so the control spends the student's compute without its learned routing)."""
     seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {self.p}")

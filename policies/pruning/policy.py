@@ -34,8 +34,7 @@ class PrunedPolicy(VLAPolicy):
     Params = PruningParams
 
     def __init__(self, checkpoint: Path | str, params: PruningParams):
-        self.params = params
-        super().__init__(checkpoint)
+        super().__init__(checkpoint, params)
         self.reference = (PolicySpec("teacher", checkpoint=str(checkpoint)) if self.pruning is None
                           else teacher_spec(self.pruning["teacher_sha256"], Path(checkpoint)))
 
@@ -75,8 +74,7 @@ class RandomSkipPolicy(VLAPolicy):
     Params = RandomSkipParams
 
     def __init__(self, checkpoint: Path | str, params: RandomSkipParams):
-        self.params = params
-        super().__init__(checkpoint)
+        super().__init__(checkpoint, params)
         self.reference = PolicySpec("teacher", checkpoint=str(checkpoint))
         self._rng: np.random.Generator | None = None
         self._episode_seed: list[int] = []

@@ -72,7 +72,7 @@ class VLA(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, cfg.action_dim))
 
     def embed(self, vision: torch.Tensor, lang: torch.Tensor, lang_mask: torch.Tensor, proprio: torch.Tensor):
-        """vision: (B, C, 1280, g, g) feature maps; lang: (B, Lt, 384); lang_mask: (B, Lt); proprio: (B, 8)
+        """vision: (B, C, 1280, g, g) feature maps; lang: (B, Lt, 384); lang_mask: (B, Lt); proprio: (B, proprio_dim)
         normalised. Returns tokens h0 (B, T, d) and key mask (B, T)."""
         b = vision.shape[0]
         vis = self.vision_proj(vision.flatten(3).transpose(2, 3)) + self.camera_embed  # (B, C, g*g, d)

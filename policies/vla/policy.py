@@ -12,6 +12,7 @@ from core.paths import CHECKPOINTS
 from core.spec import PolicySpec
 from policies.base import NoShippedCheckpoint, PolicyOutput
 from policies.vla.checkpoint import Checkpoint, load_checkpoint, load_state_strict
+from policies.vla.configuration import RolloutParams
 from policies.vla.model import VLA, Encoders
 from tasks import SUITE_GROUPS
 from tasks.base import ObsSpec, Observation, TaskSpec
@@ -35,7 +36,8 @@ def teacher_spec(sha256: str, near: Path) -> PolicySpec | None:
 
 
 class VLAPolicy:
-    """Runs at batch 1 under `torch.inference_mode`; executes the whole predicted chunk open loop.
+    """Runs at batch 1 under `torch.inference_mode`; executes the first `params.horizon` actions of each predicted
+    chunk open loop (all of them by default), then observes again.
 
     The gripper dimension is regressed continuously and snapped to the nearest command level of the training
     data (`Normalizer.gripper_levels`: -1/+1, plus 0 = hold for our expert's demonstrations).
@@ -65,11 +67,16 @@ class VLAPolicy:
             f"(train one with `{cls.train_command} SUITE=...` and pass CHECKPOINT=<folder>)"
         )
 
-    def __init__(self, checkpoint: Path | str):
+    Params = RolloutParams
+
+    def __init__(self, checkpoint: Path | str, params: RolloutParams = RolloutParams()):
         path = Path(checkpoint)
         ckpt = load_checkpoint(path)
+        self.params = params  # before build_model, which a family's params may steer
         self.checkpoint = path
         self.cfg = ckpt.config
+        if params.horizon is not None and params.horizon > self.cfg.chunk:
+            raise ValueError(f"horizon={params.horizon} exceeds the checkpoint's chunk of {self.cfg.chunk} actions")
         self.normalizer = ckpt.normalizer
         self.model = self.build_model(ckpt).eval()
         self.load_weights(ckpt)
@@ -106,11 +113,12 @@ class VLAPolicy:
     def act(self, obs: Observation) -> PolicyOutput:
         images = torch.from_numpy(np.stack([obs.images[c] for c in self.cfg.cameras]))[None]
         lang, mask = self._lang[self._task.instruction]
-        proprio = torch.from_numpy(self.normalizer.normalize_proprio(proprio_vector(obs))[None].astype(np.float32))
+        features = self.cfg.proprio_features(proprio_vector(obs))
+        proprio = torch.from_numpy(self.normalizer.normalize_proprio(features)[None].astype(np.float32))
         pred, blocks = self.predict(self.encoders.vision(images), lang, mask, proprio)
         actions = self.normalizer.denormalize_actions(pred.numpy())
         actions[:, -1] = self.normalizer.snap_gripper(actions[:, -1])
-        return PolicyOutput(np.clip(actions, -1.0, 1.0), {"blocks": blocks})
+        return PolicyOutput(np.clip(actions[:self.params.horizon], -1.0, 1.0), {"blocks": blocks})
 
     # Profiling hooks (the optional `policies.base.Profilable` protocol), used by `harness.policy_profile`.
 

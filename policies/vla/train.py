@@ -61,7 +61,7 @@ class FeatureSet:
     instruction_id: torch.Tensor
     """(N,) index into lang."""
     proprio: torch.Tensor
-    """(N, 8) raw proprio."""
+    """(N, proprio_dim) proprio features (`VLAConfig.proprio_features`), not normalised."""
     actions: torch.Tensor
     """(N, K, 7) raw action chunks."""
     instructions: list[str]
@@ -69,7 +69,7 @@ class FeatureSet:
     """Content key of the demo files and config the features came from (`cached_features`); "" if built directly."""
 
     def normalized(self, normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, K, A) action chunks and (N, 8) proprio, normalised by `normalizer`, float32."""
+        """(N, K, A) action chunks and (N, proprio_dim) proprio, normalised by `normalizer`, float32."""
         actions = normalizer.normalize_actions(self.actions.numpy()).astype(np.float32)
         return torch.from_numpy(actions), torch.from_numpy(normalizer.normalize_proprio(self.proprio.numpy()).astype(np.float32))
 
@@ -93,7 +93,7 @@ def build_features(demos: list[Demo], cfg: VLAConfig, encoders: Encoders, batch:
     for i, d in enumerate(demos):
         if i % 50 == 0:
             log(f"encoding frames: demo {i}/{len(demos)}")
-        prop = d.proprio
+        prop = cfg.proprio_features(d.proprio)
         padded = np.concatenate([d.actions, np.repeat(d.actions[-1:], cfg.chunk, axis=0)])
         for f, t in enumerate(d.frame_index):
             pending.append(np.stack([d.images[c][f] for c in cfg.cameras]))
