@@ -89,9 +89,11 @@ clean-venv:
 
 FRAME_STRIDE ?= 5
 EXPERT ?= expert
+# Square camera frames in pixels (empty: the demos command's default); a teacher trained on them sees this size.
+RESOLUTION ?=
 demos: $(STAMP)
 	$(PY) -m harness.cli demos --suite $(SUITE) --expert $(EXPERT) $(if $(EPISODES),--episodes $(EPISODES)) --tasks "$(TASKS)" --workers $(WORKERS) \
-	  --frame-stride $(FRAME_STRIDE) --out $(DEMOS)
+	  --frame-stride $(FRAME_STRIDE) $(if $(RESOLUTION),--resolution $(RESOLUTION)) --out $(DEMOS)
 
 # Shipped checkpoints live in checkpoints/<policy>/<suite>/, one per suite (as OpenVLA ships per-suite fine-tunes).
 TEACHER_OUT ?= checkpoints/teacher/$(SUITE)

@@ -117,5 +117,21 @@ def demo_cameras(paths: list[Path]) -> tuple[str, ...]:
     return tuple(c for c in CAMERA_KEYS if c in held)
 
 
+def demo_resolution(paths: list[Path], cameras: tuple[str, ...]) -> int:
+    """The square frame size (pixels) of `cameras` in every file's first demo; ValueError naming the files when
+    they differ or a frame is not square."""
+    sizes = {}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            data = f["data"]
+            obs = data[min(data.keys(), key=lambda k: int(k.split("_")[1]))]["obs"]
+            sizes[path] = {obs[CAMERA_KEYS[c]].shape[1:3] for c in cameras}
+    found = set().union(*sizes.values())
+    if len(found) != 1 or len({*next(iter(found))}) != 1:
+        raise ValueError(f"demo frames must share one square size; found {sorted(found)} in "
+                         f"{', '.join(sorted(str(p) for p in sizes))}")
+    return next(iter(found))[0]
+
+
 def demo_path(out_dir: Path, suite: str, task_name: str) -> Path:
     return Path(out_dir) / suite / f"{task_name}_demo.hdf5"

@@ -57,8 +57,8 @@ def _log(msg: str) -> None:
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     from harness.runner import UsageError
-    from core.demofile import CAMERA_KEYS, demo_cameras
-    from policies.vla.configuration import PROPRIO_ROTATIONS, VLAConfig
+    from core.demofile import CAMERA_KEYS, demo_cameras, demo_resolution
+    from policies.vla.configuration import PROPRIO_ROTATIONS, VISION_STRIDE, VLAConfig
     from policies.vla.train import TrainConfig, train
 
     if args.epochs is not None and args.epochs < 1:
@@ -73,7 +73,13 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     tc = TrainConfig.for_suite(args.suite)
     if args.epochs is not None:
         tc = replace(tc, epochs=args.epochs)
-    cfg = replace(VLAConfig(), cameras=cameras)  # the cameras its demos hold (SIMPLER's Bridge camera, LIBERO's two)
+    # The cameras its demos hold (SIMPLER's Bridge camera, LIBERO's two), at their resolution, one vision token per
+    # native feature-map cell (finer tokens come with more pixels: `make demos RESOLUTION=...`).
+    try:
+        size = demo_resolution(paths, cameras)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    cfg = replace(VLAConfig(), cameras=cameras, image_size=size, vision_grid=max(1, size // VISION_STRIDE))
     if args.rotation is not None:
         cfg = replace(cfg, rotation=args.rotation, proprio_dim=None)
     digest = train(paths, args.out, cfg=cfg, tc=tc, cache_dir=args.demos / "cache",

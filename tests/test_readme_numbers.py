@@ -1,5 +1,6 @@
 """Every success figure of the README's learned-policy tables, reproduced from the DuckDB index over the committed
 results (`results/`): success with n, per-task success, executed backbone share and GFLOPs per call."""
+import json
 import re
 from pathlib import Path
 
@@ -85,9 +86,33 @@ def test_readme_figure_is_reproduced_from_the_index(index, family, sha, suite, e
         assert c["n"][0] == calls and f"{calls:,}" in README
 
 
+# The second SIMPLER teacher (not shipped) at each executed horizon: the README's table, row by row.
+SIMPLER_HORIZON_SHA = "a8715c373eda"
+
+
+def test_readme_simpler_horizon_table_is_reproduced_from_the_index(index):
+    header, rows = _readme_table("| executed horizon |")
+    assert header[1:5] == ["carrot", "spoon", "stack", "eggplant"] and len(rows) == 4
+    for horizon, *cells, grasped, run in rows:
+        tag = run.strip("`")
+        ep = index.sql("SELECT r.suite, r.params, count(*) n, sum(e.success::INT) k, sum(e.partial_grasped::INT) g "
+                       "FROM episodes e JOIN runs r USING (run) WHERE r.tag = ? AND starts_with(r.checkpoint_sha256, ?) "
+                       "GROUP BY 1, 2", tag, SIMPLER_HORIZON_SHA).set_index("suite")
+        assert len(ep) == 4 and set(ep["n"]) == {24}, tag
+        n = horizon.split()[0]
+        assert {json.loads(p).get("horizon", 8) for p in ep["params"]} == {int(n)}, tag
+        for task, cell in zip(header[1:5], cells):
+            assert cell.startswith(f"{int(ep.loc[f'simpler_{task}', 'k'])}/24"), (tag, task, cell)
+        k = int(ep["k"].sum())
+        lo, hi = wilson_interval(k, 96)
+        assert cells[4] == f"{readme_pct(k / 96)} ({round(100 * lo)}–{round(100 * hi)}%)", (tag, cells[4])
+        table = ep.drop("simpler_eggplant")
+        assert grasped == f"{int(table['g'].sum())}/72", (tag, grasped)
+
+
 def test_every_committed_run_is_in_the_readme(index):
     """A committed run is evidence for a README number: none is left unexplained."""
-    shas = {sha for _, sha, *_ in FIGURES} | {PRO_EXPERT_SHA} | set(index.sql(
+    shas = {sha for _, sha, *_ in FIGURES} | {PRO_EXPERT_SHA, SIMPLER_HORIZON_SHA} | set(index.sql(
         "SELECT DISTINCT left(checkpoint_sha256, 12) s FROM runs WHERE list_contains(?, tag)",
         [tag for tag, *_ in BASELINE_RUNS]
         + [tag for runs in ROBUSTNESS_RUNS.values() for tag in runs.values()])["s"])

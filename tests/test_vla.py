@@ -204,8 +204,8 @@ def test_a_checkpoint_named_after_a_suite_group_serves_its_members_and_a_suites_
         Shipped.shipped_checkpoint("libero_goal")
 
 
-def test_a_teacher_sees_the_cameras_its_demo_files_share(tmp_path):
-    from core.demofile import Demo, demo_cameras, demo_path, write_task_demos
+def test_a_teacher_sees_the_cameras_and_frame_size_its_demo_files_share(tmp_path):
+    from core.demofile import Demo, demo_cameras, demo_path, demo_resolution, write_task_demos
 
     t, frame = 4, np.zeros((2, 8, 8, 3), np.uint8)
 
@@ -219,6 +219,10 @@ def test_a_teacher_sees_the_cameras_its_demo_files_share(tmp_path):
     libero, simpler = write("a", ("wrist", "agentview")), write("b", ("agentview",))
     assert demo_cameras([libero]) == ("agentview", "wrist")  # the model's camera order, whatever the file's
     assert demo_cameras([simpler]) == demo_cameras([libero, simpler]) == ("agentview",)
+    assert demo_resolution([libero, simpler], ("agentview",)) == 8
+    frame = np.zeros((2, 8, 6, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"demo frames must share one square size; found \[\(8, 6\)\]"):
+        demo_resolution([write("c", ("agentview",))], ("agentview",))
 
 
 def test_rot6d_proprio_is_the_rotation_matrix_and_continuous_where_axis_angle_jumps():

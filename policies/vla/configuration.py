@@ -8,6 +8,9 @@ import numpy as np
 
 from core.geometry import axis_angle_to_rot6d
 
+VISION_STRIDE = 32
+"""Pixels per vision token side at EfficientNet-Lite0's native feature map (128 px -> 4x4 tokens, 224 -> 7x7)."""
+
 PROPRIO_ROTATIONS = {"axis_angle": 3, "rot6d": 6}
 """End-effector orientation features of the proprio -> their width."""
 
