@@ -49,6 +49,11 @@ class Demo:
         return np.concatenate([self.ee_pos, self.ee_ori, self.gripper_states], axis=1).astype(np.float32)
 
 
+def _demo_number(name: str) -> int:
+    """`demo_12` -> 12: demos in the order they were written (not `demo_10` before `demo_2`)."""
+    return int(name.split("_")[1])
+
+
 def write_task_demos(path: Path, demos: list[Demo], attrs: dict) -> None:
     """Write one task's demos atomically."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -85,7 +90,7 @@ def read_demos(path: Path, cameras: tuple[str, ...] = ("agentview", "wrist")) ->
         data = f["data"]
         instruction = json.loads(data.attrs["problem_info"])["language_instruction"]
         orientation = data.attrs.get("image_orientation", "opengl")
-        names = sorted(data.keys(), key=lambda k: int(k.split("_")[1]))
+        names = sorted(data.keys(), key=_demo_number)
         for name in names:
             g = data[name]
             obs = g["obs"]
@@ -105,27 +110,27 @@ def read_demos(path: Path, cameras: tuple[str, ...] = ("agentview", "wrist")) ->
     return demos
 
 
+def _first_demo_frames(path: Path) -> dict[str, tuple[int, int]]:
+    """Camera -> (H, W) of the frames the file's first demo holds."""
+    with h5py.File(path, "r") as f:
+        data = f["data"]
+        obs = data[min(data.keys(), key=_demo_number)]["obs"]
+        return {c: tuple(obs[key].shape[1:3]) for c, key in CAMERA_KEYS.items() if key in obs}
+
+
 def demo_cameras(paths: list[Path]) -> tuple[str, ...]:
     """The cameras (in `CAMERA_KEYS` order) whose frames every file's first demo holds: LIBERO's files hold
     agentview and wrist, SIMPLER's agentview only."""
     held = set(CAMERA_KEYS)
     for path in paths:
-        with h5py.File(path, "r") as f:
-            data = f["data"]
-            first = min(data.keys(), key=lambda k: int(k.split("_")[1]))
-            held &= {c for c, key in CAMERA_KEYS.items() if key in data[first]["obs"]}
+        held &= set(_first_demo_frames(path))
     return tuple(c for c in CAMERA_KEYS if c in held)
 
 
 def demo_resolution(paths: list[Path], cameras: tuple[str, ...]) -> int:
     """The square frame size (pixels) of `cameras` in every file's first demo; ValueError naming the files when
     they differ or a frame is not square."""
-    sizes = {}
-    for path in paths:
-        with h5py.File(path, "r") as f:
-            data = f["data"]
-            obs = data[min(data.keys(), key=lambda k: int(k.split("_")[1]))]["obs"]
-            sizes[path] = {obs[CAMERA_KEYS[c]].shape[1:3] for c in cameras}
+    sizes = {path: {frames[c] for c in cameras} for path, frames in ((p, _first_demo_frames(p)) for p in paths)}
     found = set().union(*sizes.values())
     if len(found) != 1 or len({*next(iter(found))}) != 1:
         raise ValueError(f"demo frames must share one square size; found {sorted(found)} in "
