@@ -74,19 +74,20 @@ class Study:
 
     @classmethod
     def from_file(cls, path: Path, **defaults) -> "Study":
-        """A study file: JSON `{"name", "suites", "episodes", "tasks", "entries": [{"label", "family", "params",
-        "checkpoint"}]}`; keys it lacks come from `defaults` (`suites`, `episodes`, `tasks`, ...), the name from the
-        file's stem. UsageError names the file and what is wrong."""
+        """A study file: JSON `{"name", "suites", "episodes", "tasks", "paired_with", "entries": [{"label", "group",
+        "family", "params", "checkpoint"}]}`; keys it lacks come from `defaults` (`suites`, `episodes`, `tasks`,
+        ...), the name from the file's stem. UsageError names the file and what is wrong."""
         from core.spec import ParamError
 
         try:
             data = json.loads(Path(path).read_text())
             entries = tuple(Entry(e.get("label") or e["family"], PolicySpec.from_dict(
-                {k: v for k, v in e.items() if k != "label"})) for e in data["entries"])
+                {k: v for k, v in e.items() if k not in ("label", "group")}), group=e.get("group", ""))
+                for e in data["entries"])
         except (OSError, json.JSONDecodeError, KeyError, ParamError) as err:
             raise UsageError(f"study file {path}: {err}") from None
         given = {k: tuple(data[k]) if k in ("suites", "tasks") else data[k]
-                 for k in ("suites", "episodes", "tasks") if data.get(k)}
+                 for k in ("suites", "episodes", "tasks", "paired_with") if data.get(k)}
         return cls(data.get("name", Path(path).stem), entries=entries, **{**defaults, **given})
 
     def __post_init__(self):

@@ -42,6 +42,36 @@ def test_a_partial_invocation_adds_to_the_table_and_other_units_are_dropped():
     assert merged_table(None, new).equals(new)
 
 
+def test_a_study_file_names_its_pairing_and_groups_and_refuses_an_unknown_pairing(tmp_path):
+    from experiments.study import Study
+    from harness.runner import UsageError
+
+    data = {"name": "s", "suites": ["libero_spatial"], "paired_with": "b",
+            "entries": [{"label": "a", "family": "teacher"}, {"label": "b", "group": "g", "family": "actdistill"}]}
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    study = Study.from_file(tmp_path / "s.json")
+    assert study.paired_with == "b" and [e.group for e in study.entries] == ["", "g"]
+    assert study.entries[1].spec.family == "actdistill"
+    (tmp_path / "s.json").write_text(json.dumps({**data, "paired_with": "c"}))
+    with pytest.raises(UsageError, match="paired_with='c' is none of its entries"):
+        Study.from_file(tmp_path / "s.json")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments" / "studies").glob("*.json")), ids=lambda p: p.stem)
+def test_a_committed_study_file_resolves_to_committed_runs(path):
+    """Every entry of a committed study loads on a fresh clone (its checkpoint is committed) with the identity of a
+    committed run of each of its suites, so `make study STUDY=<file>` resumes instead of re-running."""
+    from experiments.study import Study
+    from policies import load_policy
+    from tasks import expand_suites
+
+    study = Study.from_file(path)
+    for suite in (s for name in study.suites for s in expand_suites(name)):
+        for entry in study.entries:
+            tag = load_policy(entry.spec, suite).tag
+            assert (REPO / "results" / tag / suite / "episodes.parquet").is_file(), (entry.label, tag)
+
+
 @pytest.mark.slow
 def test_two_params_of_one_family_keep_two_runs_on_the_same_units(tmp_path):
     study = tmp_path / "pruned.json"
