@@ -139,6 +139,12 @@ BASELINE_RUNS = [
     ("pruned-first_keep-4-c78b37809906", "libero_object", 50, 39, 33.3),
     ("pruned-uniform_keep-4-95a16910506c", "libero_object", 50, 41, 33.3),
     ("random-skip_p-0.36-9fcdadab82f6", "libero_object", 50, 0, 35.7),
+    # The same runs on the 200 units (init states 0-19).
+    ("pruned-first_keep-5-1c38256718d5", "libero_spatial", 200, 111, 41.7),
+    ("pruned-uniform_keep-5-5e6e5d595f59", "libero_spatial", 200, 106, 41.7),
+    ("early-exit_target-0.3-b809a7965cae", "libero_spatial", 200, 103, 40.8),
+    ("pruned-first_keep-4-c78b37809906", "libero_object", 200, 161, 33.3),
+    ("pruned-uniform_keep-4-95a16910506c", "libero_object", 200, 159, 33.3),
 ]
 
 
@@ -154,7 +160,7 @@ def test_readme_baseline_is_reproduced_from_the_index(index, tag, suite, episode
     c = index.sql(f"SELECT avg(exec_fraction) f FROM calls x JOIN runs USING (run) WHERE {where}", tag, suite,
                   episodes // 10)
     assert round(100 * float(c["f"][0]), 1) == exec_pct
-    assert f"| {100 * successes // episodes}% |" in README and f"| {exec_pct}% |" in README
+    assert f"| {100 * successes / episodes:g}% |" in README and f"| {exec_pct}% |" in README
 
 
 def _readme_table(header: str, after: str = "") -> tuple[list[str], list[list[str]]]:
@@ -296,10 +302,13 @@ def test_readme_per_suite_table_is_reproduced_from_the_index(index, suite):
     checked = 0
     for policy, success, ci, executed, gflops, _ in rows:
         sha = re.search(r"`([0-9a-f]{12})…`", policy)
+        tag = re.search(r"`([a-z0-9_.-]+-[0-9a-f]{12})`", policy)  # a baseline names its run (params differ)
         if policy.startswith("expert"):
             where = " OR ".join(f"(starts_with(r.checkpoint_sha256, '{s}') AND list_contains({list(t)}, x.task_index))"
                                 for s, t in EXPERT_ROWS[suite])
             where = f"r.family = 'expert' AND ({where})"
+        elif tag:
+            where = f"r.tag = '{tag.group(1)}'"
         elif sha:
             family = policy.split()[0].lower()  # pruned-as-is runs carry the teacher's sha too
             where = f"r.family = '{family}' AND starts_with(r.checkpoint_sha256, '{sha.group(1)}')"
@@ -314,8 +323,46 @@ def test_readme_per_suite_table_is_reproduced_from_the_index(index, suite):
         assert ci == f"{round(100 * lo)}–{round(100 * hi)}%", policy
         if not policy.startswith("expert"):
             c = index.sql(f"SELECT avg(exec_fraction) f, avg(gflops) g FROM calls x JOIN runs r USING (run) "
-                          f"WHERE ({where}) AND list_contains(?, x.suite)", members)
+                          f"WHERE ({where}) AND list_contains(?, x.suite) AND {units}", members)
             assert executed == readme_pct(c["f"][0]), policy
             assert gflops == f"{c['g'][0]:.2f}", policy
         checked += 1
     assert checked >= 1
+
+
+@pytest.mark.parametrize("suite", ["libero_spatial", "libero_object"])
+def test_readme_baselines_on_200_units_are_reproduced(index, suite):
+    """The README's 200-unit baselines table, row by row in the study's entry order: success, interval and the paired
+    test against the student from the committed episodes; compute from the calls; latency from the study's table."""
+    import pandas as pd
+
+    from harness.stats import mcnemar_exact
+
+    study = pd.read_csv(REPO / "results" / "studies" / "baselines_200" / "table.csv")
+    study = study[study["suite"] == suite].reset_index(drop=True)
+    _, rows = _readme_table(f"| {suite} (200) |")
+    assert len(rows) == len(study)
+
+    def outcomes(run: str) -> dict:
+        ep = index.sql("SELECT task_index, init_index, success FROM episodes WHERE run = ? AND init_index < 20 "
+                       "AND seed = 0", str(Path(run).relative_to("results")))
+        return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
+
+    student = outcomes(study.loc[study["entry"] == "actdistill", "run"].item())
+    assert len(student) == 200
+    for row, (_, entry) in zip(rows, study.iterrows()):
+        _, success, ci, discordant, p, executed, gflops, latency, speedup = row
+        mine = outcomes(entry["run"])
+        assert sorted(mine) == sorted(student), entry["entry"]
+        k = sum(mine.values())
+        lo, hi = wilson_interval(k, 200)
+        assert (success, ci) == (f"{100 * k / 200:g}%", f"{round(100 * lo)}–{round(100 * hi)}%"), entry["entry"]
+        if entry["entry"] != "actdistill":
+            a, b, pv = mcnemar_exact([student[u] for u in mine], list(mine.values()))
+            assert (discordant, p) == (f"{a} / {b}", f"{pv:.2f}"), entry["entry"]
+        c = index.sql("SELECT avg(exec_fraction) f, avg(gflops) g FROM calls WHERE run = ? AND init_index < 20",
+                      str(Path(entry["run"]).relative_to("results")))
+        assert executed == readme_pct(c["f"][0]) and gflops == f"{c['g'][0]:.2f}", entry["entry"]
+        assert latency == f"{entry['ms_p50']:.1f} ms", entry["entry"]
+        assert speedup == ("1" if entry["entry"] == "teacher" else entry["speedup_vs_teacher"].replace("x", "×")), \
+            entry["entry"]
