@@ -214,10 +214,11 @@ def _condition_suite(parent: str, condition: str) -> str:
     return parent if condition == "clean" else f"{parent}@{condition}"
 
 
-def _robustness_outcomes(index, tag: str, parent: str, condition: str) -> dict:
-    """(task, init) -> success of `tag`'s run under `condition` on the study's units (init states 0-4, seed 0)."""
+def _robustness_outcomes(index, tag: str, parent: str, condition: str, inits: int = 5) -> dict:
+    """(task, init) -> success of `tag`'s run under `condition` on a study's units (init states below `inits`,
+    seed 0; the robustness study's: 0-4)."""
     ep = index.sql("SELECT task_index, init_index, success FROM episodes JOIN runs USING (run) WHERE tag = ? AND "
-                   "runs.suite = ? AND init_index < 5 AND seed = 0", tag, _condition_suite(parent, condition))
+                   "runs.suite = ? AND init_index < ? AND seed = 0", tag, _condition_suite(parent, condition), inits)
     return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
 
 
@@ -344,9 +345,7 @@ def test_readme_baselines_on_200_units_are_reproduced(index, suite):
     assert len(rows) == len(study)
 
     def outcomes(run: str) -> dict:
-        ep = index.sql("SELECT task_index, init_index, success FROM episodes WHERE run = ? AND init_index < 20 "
-                       "AND seed = 0", str(Path(run).relative_to("results")))
-        return {(t, i): bool(s) for t, i, s in ep.itertuples(index=False)}
+        return _robustness_outcomes(index, Path(run).parent.name, suite, "clean", inits=20)
 
     student = outcomes(study.loc[study["entry"] == "actdistill", "run"].item())
     assert len(student) == 200
