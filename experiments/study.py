@@ -198,7 +198,8 @@ def run_study(study: Study, workers: int = 1, results_root: Path = DEFAULT_RESUL
     table = merged_table(pd.read_csv(path) if path.exists() else None, pd.DataFrame(rows).assign(units=units(study)))
     write_text_atomic(path, table.to_csv(index=False))
     if report_dir is not None:
-        for suite, part in table.groupby("suite", sort=False):
+        # Only the suites run here: the study's notes and units describe this invocation, not another suite's rows.
+        for suite, part in table[table["suite"].isin({r["suite"] for r in rows})].groupby("suite", sort=False):
             write_text_atomic(Path(report_dir) / f"{study.name}_{suite}.md", format_table(study, suite, part))
     return table
 
@@ -234,6 +235,7 @@ def format_table(study: Study, suite: str, table: pd.DataFrame) -> str:
              f"thread(s), each entry timed with the first in the last invocation that ran it (a run of some entries "
              f"updates theirs and keeps the others' rows); `timed`: when and on which CPU, the same for rows timed "
              f"together (compare latencies only within one value)")
-    body = table.drop(columns=["suite", "units"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
+    body = (table.drop(columns=["suite", "units"], errors="ignore").fillna({"group": ""})
+            .to_markdown(index=False, floatfmt=".3g"))
     notes = "".join(f"- {n}\n" for n in study.notes)
     return f"# {study.name} on {suite}\n\n{scope}\n\n{notes}\n{body}\n"

@@ -139,12 +139,19 @@ BASELINE_RUNS = [
     ("pruned-first_keep-4-c78b37809906", "libero_object", 50, 39, 33.3),
     ("pruned-uniform_keep-4-95a16910506c", "libero_object", 50, 41, 33.3),
     ("random-skip_p-0.36-9fcdadab82f6", "libero_object", 50, 0, 35.7),
+    ("pruned-first_keep-4-bd1ff91c9de3", "libero_goal", 50, 1, 33.3),
+    ("pruned-first_keep-4-b3df9b7e580b", "libero_goal", 50, 19, 33.3),
+    ("pruned-uniform_keep-4-e31e971bd035", "libero_goal", 50, 0, 33.3),
+    ("pruned-uniform_keep-4-3b247b1016b4", "libero_goal", 50, 19, 33.3),
+    ("random-skip_p-0.353-8ab11b27b497", "libero_goal", 50, 0, 35.0),
     # The same runs on the 200 units (init states 0-19).
     ("pruned-first_keep-5-1c38256718d5", "libero_spatial", 200, 111, 41.7),
     ("pruned-uniform_keep-5-5e6e5d595f59", "libero_spatial", 200, 106, 41.7),
     ("early-exit_target-0.3-b809a7965cae", "libero_spatial", 200, 103, 40.8),
     ("pruned-first_keep-4-c78b37809906", "libero_object", 200, 161, 33.3),
     ("pruned-uniform_keep-4-95a16910506c", "libero_object", 200, 159, 33.3),
+    ("pruned-first_keep-4-b3df9b7e580b", "libero_goal", 200, 83, 33.3),
+    ("pruned-uniform_keep-4-3b247b1016b4", "libero_goal", 200, 81, 33.3),
 ]
 
 
@@ -331,7 +338,7 @@ def test_readme_per_suite_table_is_reproduced_from_the_index(index, suite):
     assert checked >= 1
 
 
-@pytest.mark.parametrize("suite", ["libero_spatial", "libero_object"])
+@pytest.mark.parametrize("suite", ["libero_spatial", "libero_object", "libero_goal"])
 def test_readme_baselines_on_200_units_are_reproduced(index, suite):
     """The README's 200-unit baselines table, row by row in the study's entry order: success, interval and the paired
     test against the student from the committed episodes; compute from the calls; latency from the study's table."""

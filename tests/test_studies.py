@@ -78,19 +78,31 @@ def test_two_params_of_one_family_keep_two_runs_on_the_same_units(tmp_path):
     study.write_text(json.dumps({"name": "pruned", "suites": ["libero_spatial"], "episodes": 1, "tasks": [0],
                                  "entries": [{"label": "keep6", "family": "pruned-first", "params": {"keep": 6}},
                                              {"label": "keep4", "family": "pruned-first", "params": {"keep": "4"}}]}))
+    # An earlier invocation's rows: one more entry on these units (kept; no group), and another suite's, whose
+    # report this invocation must leave alone (its notes and units describe this one's suite only).
+    table_dir = tmp_path / "results" / "studies" / "pruned"
+    table_dir.mkdir(parents=True)
+    pd.DataFrame({"suite": ["libero_spatial", "libero_object"], "entry": ["earlier", "teacher"], "group": ["", ""],
+                  "success_%": [10.0, 20.0], "units": ["tasks 0 x init 0-0, seed 0", "all tasks x init 0-4, seed 0"]}
+                 ).to_csv(table_dir / "table.csv", index=False)
+    (table_dir / "pruned_libero_object.md").write_text("written by an earlier invocation\n")
     out = subprocess.run([sys.executable, "-m", "harness.cli", "study", "--file", str(study), "--workers", "2",
                           "--latency-calls", "3", "--observations", "2", "--results", str(tmp_path / "results")],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "results" / "studies" / "pruned" / "table.csv").set_index("entry")
+    table = pd.read_csv(table_dir / "table.csv")
+    table = table[table["suite"] == "libero_spatial"].set_index("entry")
     assert table.loc["keep6", "run"] != table.loc["keep4", "run"]
     assert len(list((tmp_path / "results").glob("pruned-first_keep-*/libero_spatial/manifest.json"))) == 2
     assert table.loc["keep6", "exec_backbone_%"] == pytest.approx(50)
     assert table.loc["keep4", "exec_backbone_%"] == pytest.approx(100 / 3)
-    assert (table["episodes"] == 1).all() and table.loc["keep6", "mcnemar_p"] == 1.0
+    assert (table.loc[["keep6", "keep4"], "episodes"] == 1).all() and table.loc["keep6", "mcnemar_p"] == 1.0
     assert table.loc["keep4", "gflops_per_call"] < table.loc["keep6", "gflops_per_call"]
     assert table.loc["keep6", "speedup_vs_keep6"].startswith("1.00x")
-    assert "# pruned on libero_spatial" in (tmp_path / "results" / "studies" / "pruned" / "pruned_libero_spatial.md").read_text()
+    report = (table_dir / "pruned_libero_spatial.md").read_text()
+    earlier = next(line.split("|") for line in report.splitlines() if line.startswith("| earlier "))
+    assert "# pruned on libero_spatial" in report and earlier[2].strip() == ""  # no group, not "nan"
+    assert (table_dir / "pruned_libero_object.md").read_text() == "written by an earlier invocation\n"
 
 
 @pytest.mark.slow
