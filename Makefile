@@ -128,11 +128,12 @@ ablations: $(STAMP)
 
 # Issue 17's comparison: pruned (as is, -ft), early exit, random skip and students at other budgets, against the
 # teacher and the shipped student, at BUDGETS (executed fractions; matched = the student's); EPISODES per task.
-BUDGETS ?= matched,0.5,0.75
+# BUDGETS empty: experiments.baselines.BUDGETS (matched,0.25,0.5,0.75).
+BUDGETS ?=
 METHODS ?=
 baselines: $(STAMP)
 	$(PY) -m harness.cli study baselines --suite $(SUITE) --demos $(DEMOS) --episodes $(or $(EPISODES),20) \
-	  --budgets $(BUDGETS) --methods "$(METHODS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) --results $(RESULTS)
+	  $(if $(BUDGETS),--budgets $(BUDGETS)) --methods "$(METHODS)" $(if $(TASKS),--tasks "$(TASKS)") --workers $(WORKERS) --results $(RESULTS)
 
 # Issue 20's study: the teacher, the student and METHODS' matched-budget baselines (default
 # experiments.robustness.METHODS; none: no baselines), clean and under PERTURBATIONS (semicolon-separated, default

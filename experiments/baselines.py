@@ -2,16 +2,17 @@
 same units, at matched compute and over budgets.
 
 Budgets are executed fractions of the teacher's backbone: `matched` is the shipped student's own, measured over
-its rollout calls on these units (it is evaluated first), plus 0.5 and 0.75 by default. At a fraction f a static
-method keeps k = round(f L) of the L blocks; early exit calibrates its threshold to f on its calibration frames;
-random skip runs each block with probability f. Students distilled at other budgets (0.25, 0.5) and with the
-reference code's balance weight (1.0) at the shipped budget give the student a frontier of its own.
+its rollout calls on these units (it is evaluated first), plus 0.25, 0.5 and 0.75 by default. At a fraction f a
+static method keeps k = round(f L) of the L blocks; early exit calibrates its threshold to f on its calibration
+frames; random skip runs each block with probability f; the student is distilled with budget f (at `matched` it is
+the shipped student itself), so that it has a frontier of its own. One student with the reference code's balance
+weight (1.0) at the shipped budget tests whether stronger balancing makes routes differ per input.
 
 Entries (labels as in the tables):
 - `pruned-{first,uniform,importance}-k`: the teacher with k blocks kept, as is;
 - `pruned-{first,uniform,importance}-k-ft`: the same blocks fine-tuned with the student's stage-2 steps;
 - `early-exit-f`: the multi-exit model (trained once per suite) at threshold for f;
-- `random-skip-f`; `actdistill-b<budget>`, `actdistill-balance1`.
+- `random-skip-f`; `actdistill-b<f>`; `actdistill-balance1`.
 The first entry is the teacher (speed-ups are against it); success is paired with the student (McNemar).
 """
 from __future__ import annotations
@@ -23,15 +24,13 @@ from core.spec import PolicySpec
 from experiments.builds import Sources
 from experiments.study import Entry, Study
 
-BUDGETS = ("matched", 0.5, 0.75)
+BUDGETS = ("matched", 0.25, 0.5, 0.75)
 STATIC = ("first", "importance", "uniform")
-METHODS = (*STATIC, *(f"{m}-ft" for m in STATIC), "early-exit", "random-skip", "student-budgets",
-           "student-balance")
-"""What `methods` may select; all by default. `student-budgets`: students at STUDENT_BUDGETS; `student-balance`: one
-at the shipped budget with REFERENCE_BALANCE."""
+METHODS = (*STATIC, *(f"{m}-ft" for m in STATIC), "early-exit", "random-skip", "student", "student-balance")
+"""What `methods` may select; all by default. `student`: a student distilled at each budget but `matched`;
+`student-balance`: one at the shipped budget with REFERENCE_BALANCE."""
 WITHOUT_DEMOS = ("first", "uniform", "random-skip")
 """Methods derived from the teacher without training or calibration data."""
-STUDENT_BUDGETS = (0.25, 0.5)
 REFERENCE_BALANCE = 1.0
 """The reference code's balance-loss weight (ours: `ActDistillConfig.balance`)."""
 
@@ -75,7 +74,7 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
     entries = [Entry("teacher", teacher_spec),
                Entry("actdistill", PolicySpec("actdistill", checkpoint=str(src.student)), group="actdistill")]
     seen = set()
-    for f in fractions:
+    for budget, f in zip(budgets, fractions):
         k = max(1, round(f * depth))
         for method in STATIC:
             params = PruningParams(method, k)
@@ -93,11 +92,9 @@ def baselines(suite: str, demos: Path, results_root: Path, episodes: int = 20, t
         if "random-skip" in methods:
             entries.append(Entry(f"random-skip-{f:.2f}", PolicySpec("random-skip", {"p": round(f, 3)}, str(src.teacher)),
                                  group="random-skip"))
-    if "student-budgets" in methods:
-        for budget in STUDENT_BUDGETS:
-            entries.append(Entry(f"actdistill-b{budget}", PolicySpec("actdistill"),
-                                 src.student_variant(lambda ctx, b=budget: replace(src.acfg, budget=b)),
-                                 group="actdistill"))
+        if "student" in methods and budget != "matched":
+            entries.append(Entry(f"actdistill-b{f:g}", PolicySpec("actdistill"),
+                                 src.student_variant(lambda ctx, b=f: replace(src.acfg, budget=b)), group="actdistill"))
     if "student-balance" in methods:
         entries.append(Entry(f"actdistill-balance{REFERENCE_BALANCE:g}", PolicySpec("actdistill"),
                              src.student_variant(lambda ctx: replace(src.acfg, balance=REFERENCE_BALANCE)),

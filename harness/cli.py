@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--demos", type=Path, default=DEFAULT_RESULTS / "demos", help="ablations: the student's demos")
     st.add_argument("--student", type=Path, default=None,
                     help="ablations, baselines: student checkpoint (default: shipped)")
-    st.add_argument("--budgets", default="matched,0.5,0.75",
-                    help="baselines: executed fractions of the teacher's backbone; matched = the student's own")
+    st.add_argument("--budgets", default="",
+                    help="baselines: executed fractions of the teacher's backbone; matched = the student's own "
+                         "(default: experiments.baselines.BUDGETS)")
     st.add_argument("--methods", default="", help="baselines, robustness: comma-separated baseline methods "
                                                   "(default: all; robustness: experiments.robustness.METHODS; none: the "
                                                   "teacher and the student only)")
@@ -320,9 +321,9 @@ def cmd_study(args) -> int:
             # Only the shipped pair's ablations are the project's report; others stay under results/.
             report_dir = REPORTS if args.student is None else args.results / "studies" / study.name
         elif args.kind == "baselines":
-            from experiments.baselines import METHODS, baselines
+            from experiments.baselines import BUDGETS, METHODS, baselines
 
-            budgets = tuple(b if b == "matched" else _fraction(b) for b in args.budgets.split(",") if b)
+            budgets = tuple(b if b == "matched" else _fraction(b) for b in args.budgets.split(",") if b) or BUDGETS
             try:
                 study = baselines(args.suite, args.demos, args.results, args.episodes, args.tasks, budgets,
                                   _methods(args.methods, METHODS), args.workers, args.latency_calls, args.student)

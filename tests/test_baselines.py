@@ -211,5 +211,10 @@ def test_committed_builds_need_no_demos_until_a_build_is_missing(tmp_path):
     study = baselines("libero_spatial", tmp_path / "no-demos", DEFAULT_RESULTS, budgets=(0.4,),
                       methods=("first-ft", "early-exit"))
     assert [e.label for e in study.entries] == ["teacher", "actdistill", "pruned-first-5-ft", "early-exit-0.40"]
+    study = baselines("libero_spatial", tmp_path / "no-demos", DEFAULT_RESULTS, budgets=(0.25, 0.5),
+                      methods=("student", "first"))  # a student per budget, on the shipped student's line
+    assert [(e.label, e.group) for e in study.entries][2:] == [
+        ("pruned-first-3", "pruned-first"), ("actdistill-b0.25", "actdistill"),
+        ("pruned-first-6", "pruned-first"), ("actdistill-b0.5", "actdistill")]
     with pytest.raises(FileNotFoundError, match="^no demo files for libero_spatial under"):
         baselines("libero_spatial", tmp_path / "no-demos", tmp_path, budgets=(0.4,), methods=("first-ft",))
