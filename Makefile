@@ -128,7 +128,7 @@ ablations: $(STAMP)
 
 # Issue 17's comparison: pruned (as is, -ft), early exit, random skip and students at other budgets, against the
 # teacher and the shipped student, at BUDGETS (executed fractions; matched = the student's); EPISODES per task.
-# BUDGETS empty: experiments.baselines.BUDGETS (matched,0.25,0.5,0.75).
+# BUDGETS empty: experiments.baselines.BUDGETS (the one place of the default).
 BUDGETS ?=
 METHODS ?=
 baselines: $(STAMP)
