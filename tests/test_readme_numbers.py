@@ -146,6 +146,8 @@ BASELINE_RUNS = [
     ("random-skip_p-0.353-8ab11b27b497", "libero_goal", 50, 0, 35.0),
     ("actdistill-de92fe2d8c96", "libero_goal", 50, 24, 26.7),
     ("pruned-first_keep-3-491354705e41", "libero_goal", 50, 29, 25.0),
+    ("actdistill-48fb67959a84", "libero_goal", 50, 21, 51.8),
+    ("pruned-first_keep-6-6e8fc2c78770", "libero_goal", 50, 23, 50.0),
     # The same runs on the 200 units (init states 0-19).
     ("pruned-first_keep-5-1c38256718d5", "libero_spatial", 200, 111, 41.7),
     ("pruned-uniform_keep-5-5e6e5d595f59", "libero_spatial", 200, 106, 41.7),
@@ -154,6 +156,8 @@ BASELINE_RUNS = [
     ("pruned-uniform_keep-4-95a16910506c", "libero_object", 200, 159, 33.3),
     ("pruned-first_keep-4-b3df9b7e580b", "libero_goal", 200, 83, 33.3),
     ("pruned-uniform_keep-4-3b247b1016b4", "libero_goal", 200, 81, 33.3),
+    ("actdistill-de92fe2d8c96", "libero_goal", 200, 87, 26.9),
+    ("pruned-first_keep-3-491354705e41", "libero_goal", 200, 94, 25.0),
 ]
 
 
