@@ -158,6 +158,8 @@ BASELINE_RUNS = [
     ("pruned-uniform_keep-4-3b247b1016b4", "libero_goal", 200, 81, 33.3),
     ("actdistill-de92fe2d8c96", "libero_goal", 200, 87, 26.9),
     ("pruned-first_keep-3-491354705e41", "libero_goal", 200, 94, 25.0),
+    ("actdistill-48fb67959a84", "libero_goal", 200, 78, 52.2),
+    ("pruned-first_keep-6-6e8fc2c78770", "libero_goal", 200, 97, 50.0),
 ]
 
 
